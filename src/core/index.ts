@@ -34,3 +34,4 @@ export {
   type CrossEntropyOptions,
   type Reduction,
 } from './ops/nn.ts';
+export * from './ops/foreach.ts';

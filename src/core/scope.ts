@@ -45,9 +45,32 @@ function flushNursery(): void {
 
 function register(t: Owned): void {
   if ((t._f & REGISTERED) === 0 && t._h >= 0) {
-    registry.register(t, t._h);
+    registry.register(t, t._h, t);
     t._f |= REGISTERED;
   }
+}
+
+/**
+ * Moves `source`'s native tensor into `target` (whose old one is freed), leaving `source` disposed.
+ * The JS identity of `target` stays, so references to it (an optimizer's parameter list) follow.
+ */
+export function replaceHandle(target: Owned, source: Owned): void {
+  if (source._h < 0) throw new TypeError('replaceHandle: the source tensor was disposed');
+  if (target === source) return;
+  const old = target._h;
+  const wasRegistered = (target._f & REGISTERED) !== 0;
+  if (wasRegistered) {
+    registry.unregister(target);
+    target._f &= ~REGISTERED;
+  }
+  if ((source._f & REGISTERED) !== 0) {
+    registry.unregister(source);
+    source._f &= ~REGISTERED;
+  }
+  if (old >= 0) native.release(old);
+  target._h = source._h;
+  source._h = -1;
+  if (wasRegistered || (target._f & KEPT) !== 0 || scopes.length === 0) register(target);
 }
 
 /** Takes ownership of a newly created tensor wrapper. */

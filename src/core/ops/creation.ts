@@ -81,8 +81,25 @@ export function fromTypedArray(data: AnyTypedArray, shape?: readonly number[]): 
   if (numel !== data.length) {
     throw new RangeError(`shape [${s.join(', ')}] holds ${numel} elements but the data has ${data.length}`);
   }
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length * itemSize(dtype));
+  return fromBytes(bytes, dtype, s);
+}
+
+/**
+ * Creates a CPU tensor of any dtype from raw little-endian element bytes (as safetensors stores
+ * them), copying the bytes.
+ */
+export function fromBytes(bytes: Uint8Array, dtype: DType, shape: readonly number[]): Tensor {
+  checkShape(shape);
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const need = numel * itemSize(dtype);
+  if (bytes.byteLength !== need) {
+    throw new RangeError(`${bytes.byteLength} bytes cannot hold shape [${shape.join(', ')}] of ${dtype} (needs ${need})`);
+  }
+  // The addon takes a plain ArrayBuffer; a view over shared memory is copied first.
+  const view = bytes.buffer instanceof ArrayBuffer ? bytes : new Uint8Array(bytes);
   try {
-    return wrap(native.fromBytes(data.buffer as ArrayBuffer, data.byteOffset, data.length * itemSize(dtype), dtypeCode(dtype), [...s]));
+    return wrap(native.fromBytes(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength, dtypeCode(dtype), [...shape]));
   } catch (e) {
     throw fromNative(e);
   }
@@ -103,7 +120,12 @@ export function tensor(data: NestedNumbers | AnyTypedArray, opts: TensorOptions 
     flatten(data, shape, 0, flat);
     const isBool = typeof firstLeaf(data) === 'boolean';
     const target = opts.shape ?? shape;
-    t = isBool ? fromTypedArray(Uint8Array.from(flat), target).to('bool') : fromTypedArray(Float32Array.from(flat), target);
+    // Numbers go through float64 (exact for every JS number) unless float32 is what is wanted:
+    // through float32, float64 data would lose precision and integers above 2^24 would change.
+    const wide = opts.dtype !== undefined && opts.dtype !== 'float32';
+    t = isBool
+      ? fromTypedArray(Uint8Array.from(flat), target).to('bool')
+      : fromTypedArray(wide ? Float64Array.from(flat) : Float32Array.from(flat), target);
   }
   if (opts.dtype || opts.device) {
     const moved = t.to({ dtype: opts.dtype, device: opts.device });

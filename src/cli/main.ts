@@ -1,0 +1,74 @@
+/**
+ * The `tinyseek` command line: one entry, one sub-command per stage. Each sub-command validates
+ * its options at this edge and calls into the library.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { ZodError } from 'zod';
+import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
+import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
+import { runtimeInfo } from '../core/index.ts';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read config ${path}: ${(e as Error).message}`);
+  }
+}
+
+function formatZod(e: ZodError, source: string): string {
+  return `invalid config (${source}):\n${e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`;
+}
+
+const program = new Command();
+program.name('tinyseek').description('DeepSeek-V3 / R1 in TypeScript on libtorch').showHelpAfterError();
+
+program
+  .command('doctor')
+  .description('print libtorch, devices, threads, BLAS core type and a measured matmul GFLOP/s')
+  .option('--json', 'print one JSON object')
+  .option('--tune-blas', 'measure every OpenBLAS core type this CPU can run and record the fastest')
+  .option('--matmul-only', 'only measure matmul (used by --tune-blas)')
+  .action((o: { json?: boolean; tuneBlas?: boolean; matmulOnly?: boolean }) => {
+    if (o.matmulOnly) {
+      const m = measureMatmul(1024, 0.4);
+      console.log(JSON.stringify({ ...m, core: runtimeInfo().openblasCore }));
+      return;
+    }
+    if (o.tuneBlas) {
+      console.log('measuring fp32 matmul (1024×1024) for each OpenBLAS core type:');
+      tuneBlas();
+      return;
+    }
+    const r = doctor();
+    console.log(o.json ? JSON.stringify({ ...r.info, cores: r.cores, matmul: r.matmul, warnings: r.warnings }) : formatDoctor(r));
+  });
+
+program
+  .command('pipeline', { isDefault: true })
+  .description('the main job on its embedded defaults (for now: the engine check, an MLP that learns to add)')
+  .option('--config <file>', 'JSON config overriding the embedded defaults')
+  .option('--steps <n>', 'training steps', positiveInt)
+  .option('--out <dir>', 'output directory')
+  .action(async (o: { config?: string; steps?: number; out?: string }) => {
+    const raw = { ...defaultMlpDemoConfig, ...(o.config ? (readJson(o.config) as object) : {}) } as Record<string, unknown>;
+    if (o.steps !== undefined) raw.steps = o.steps;
+    if (o.out !== undefined) raw.outDir = o.out;
+    const parsed = MlpDemoConfig.safeParse(raw);
+    if (!parsed.success) throw new Error(formatZod(parsed.error, o.config ?? 'defaults'));
+    await runMlpDemo(parsed.data);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  console.error(`tinyseek: ${(e as Error).message}`);
+  process.exitCode = 1;
+}

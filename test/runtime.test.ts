@@ -1,0 +1,104 @@
+// Threads, BLAS core-type selection, `tinyseek doctor` and the main job's command line.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { coreTypeFromFlags, readCpuFacts } from '../src/core/blas.ts';
+import { getNumThreads, runtimeInfo } from '../src/core/index.ts';
+
+const bin = new URL('../bin/tinyseek.js', import.meta.url).pathname;
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const e = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
+  const r = spawnSync(process.execPath, [bin, ...args], { env: e, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const cpu = (vendor: string, flags: string): ReturnType<typeof readCpuFacts> => ({ vendor, model: 'x', flags: new Set(flags.split(' ')) });
+
+describe('BLAS core type', () => {
+  test('chosen from CPU flags, never one the CPU cannot run', () => {
+    const avx512 = 'sse4_2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl';
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', avx512)), 'SkylakeX');
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', `${avx512} avx512_bf16`)), 'Cooperlake');
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', 'avx avx2 fma')), 'Haswell');
+    assert.equal(coreTypeFromFlags(cpu('AuthenticAMD', 'avx avx2 fma')), 'Zen');
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', 'avx')), 'Sandybridge');
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', 'sse4_2')), null);
+    assert.equal(coreTypeFromFlags(cpu('GenuineIntel', 'avx512f avx2 fma')), 'Haswell', 'partial AVX-512 is not enough for SkylakeX');
+  });
+
+  test('this process: the choice is visible and OpenBLAS runs it', () => {
+    const info = runtimeInfo();
+    assert.ok(['environment', 'measured', 'cpu-flags', 'library-default'].includes(info.blasChoice.source));
+    if (info.openblasCore && info.blasChoice.coreType) assert.equal(info.openblasCore, info.blasChoice.coreType);
+  });
+
+  test('a value set in the environment is never overridden', () => {
+    const r = run(['doctor', '--json'], { OPENBLAS_CORETYPE: 'Prescott' });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { blasChoice: { source: string; coreType: string }; openblasCore: string | null };
+    assert.equal(j.blasChoice.source, 'environment');
+    assert.equal(j.blasChoice.coreType, 'Prescott');
+    if (j.openblasCore !== null) assert.equal(j.openblasCore, 'Prescott');
+  });
+});
+
+describe('threads', () => {
+  test('default to the core count', () => {
+    if (!process.env.TINYSEEK_THREADS) assert.equal(getNumThreads(), availableParallelism());
+  });
+
+  test('TINYSEEK_THREADS overrides, and a bad value is a clear error', () => {
+    const one = run(['doctor', '--json'], { TINYSEEK_THREADS: '1' });
+    assert.equal(one.status, 0, one.stderr);
+    assert.equal((JSON.parse(one.stdout) as { threads: number }).threads, 1);
+    const bad = run(['doctor', '--json'], { TINYSEEK_THREADS: 'many' });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /TINYSEEK_THREADS=many is not a positive integer/);
+  });
+});
+
+describe('tinyseek doctor', () => {
+  test('prints libtorch, devices, threads, BLAS and a measured GFLOP/s', () => {
+    const r = run(['doctor']);
+    assert.equal(r.status, 0, r.stderr);
+    for (const field of ['libtorch', 'devices', 'threads', 'BLAS', 'core type', 'matmul fp32', 'numerics']) {
+      assert.match(r.stdout, new RegExp(`^  ${field}`, 'm'), `doctor shows ${field}`);
+    }
+    const m = /matmul fp32\s+([\d.]+) GFLOP\/s/.exec(r.stdout);
+    assert.ok(m && Number(m[1]) > 0, 'a positive GFLOP/s figure');
+  });
+});
+
+describe('the main job', () => {
+  test('trains, prints a falling loss, and writes weights', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tinyseek-main-'));
+    try {
+      const r = run(['pipeline', '--steps', '300', '--out', dir]);
+      assert.equal(r.status, 0, r.stderr);
+      const losses = [...r.stdout.matchAll(/loss ([\d.]+)/g)].map((m) => Number(m[1]));
+      assert.ok(losses.length >= 2 && losses.at(-1)! < losses[0], `loss goes down: ${losses.join(' ')}`);
+      assert.ok(existsSync(join(dir, 'model.safetensors')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an invalid config names the field and the reason', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tinyseek-cfg-'));
+    try {
+      const cfg = join(dir, 'bad.json');
+      writeFileSync(cfg, JSON.stringify({ bits: 0, nonsense: 1 }));
+      const r = run(['pipeline', '--config', cfg]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /bits: /);
+      assert.match(r.stderr, /nonsense/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
