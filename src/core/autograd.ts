@@ -3,12 +3,14 @@
  * switches in libtorch; the helpers here set them around a synchronous function and restore them
  * even when it throws.
  */
-import { fromNative } from './errors.ts';
+import { DisposedTensorError, fromNative } from './errors.ts';
 import { buf, native } from './native.ts';
 import type { Tensor } from './tensor.ts';
 
 function refuseAsync(what: string, r: unknown): void {
   if (r instanceof Promise) {
+    // The caller gets the TypeError; the abandoned promise must not crash the process later.
+    r.catch(() => undefined);
     throw new TypeError(`${what} needs a synchronous function: the mode would not cover code after an await`);
   }
 }
@@ -67,9 +69,11 @@ export function backward(outputs: readonly Tensor[], gradients?: readonly (Tenso
   if (gradients && gradients.length !== n) throw new TypeError(`backward: ${n} outputs but ${gradients.length} gradients`);
   for (let i = 0; i < n; i++) {
     const o = outputs[i];
-    if (o._h < 0) throw new TypeError(`backward: output ${i} was disposed`);
+    if (o._h < 0) throw new DisposedTensorError(`backward (output ${i})`);
     buf[i] = o._h;
     const g = gradients?.[i];
+    // A disposed gradient must not pass as -1, which means "no gradient" (implicit ones).
+    if (g && g._h < 0) throw new DisposedTensorError(`backward (gradient ${i})`);
     buf[n + i] = g ? g._h : -1;
   }
   try {

@@ -9,7 +9,7 @@
  */
 import { type Device, parseDevice } from './device.ts';
 import { type DType, dtypeCode } from './dtype.ts';
-import { DisposedTensorError, fromNative } from './errors.ts';
+import { DisposedTensorError, TorchError, fromNative } from './errors.ts';
 import { BUF_WORDS, Tag, buf, native } from './native.ts';
 import { adopt } from './scope.ts';
 import type { Tensor } from './tensor.ts';
@@ -37,7 +37,9 @@ function resolve(o: Op): void {
   try {
     o.id = native.op(o.name, o.overload);
   } catch (e) {
-    throw fromNative(e);
+    // The addon reports a failed lookup under "op": name the operator that was asked for instead.
+    const err = fromNative(e);
+    throw err instanceof TorchError ? new TorchError(o.overload ? `${o.name}.${o.overload}` : o.name, err.detail) : err;
   }
 }
 
@@ -60,6 +62,12 @@ export function wrap(handle: number): Tensor {
 let w = 2;
 let nArgs = 0;
 const argTensors: Tensor[] = new Array(16);
+// Tensor-list operands of the call being encoded: a result may alias one of their elements.
+const argLists: (readonly (Tensor | null)[])[] = [];
+// Index of the first disposed operand of the call being encoded (-1: none). It is reported when
+// the call runs, so that the error can name the operator.
+let disposedOperand = -1;
+let operandIndex = 0;
 
 function room(words: number): void {
   if (w + words > BUF_WORDS) throw new RangeError('operands do not fit the operand buffer (too many list elements)');
@@ -68,17 +76,21 @@ function room(words: number): void {
 export function begin(): void {
   w = 2;
   nArgs = 0;
+  argLists.length = 0;
+  disposedOperand = -1;
+  operandIndex = 0;
 }
 
 function handleOf(t: Tensor): number {
   const h = t._h;
-  if (h < 0) throw new DisposedTensorError('operand');
+  if (h < 0 && disposedOperand < 0) disposedOperand = operandIndex;
   return h;
 }
 
 /** A tensor operand. */
 export function T(t: Tensor): void {
   const h = handleOf(t);
+  operandIndex++;
   buf[w] = Tag.TENSOR;
   buf[w + 1] = h;
   w += 2;
@@ -154,6 +166,8 @@ export function TL(list: readonly Tensor[]): void {
   buf[w + 1] = list.length;
   w += 2;
   for (const t of list) buf[w++] = handleOf(t);
+  operandIndex++;
+  argLists.push(list);
 }
 
 /** A list of optional tensors (Tensor?[]), as advanced indexing takes. */
@@ -163,6 +177,8 @@ export function OTL(list: readonly (Tensor | null)[]): void {
   buf[w + 1] = list.length;
   w += 2;
   for (const t of list) buf[w++] = t ? handleOf(t) : -1;
+  operandIndex++;
+  argLists.push(list);
 }
 
 const interned = new Map<string, number>();
@@ -227,6 +243,11 @@ export function DEF(): void {
 }
 
 function callNative(o: Op): number {
+  if (disposedOperand >= 0) {
+    const i = disposedOperand;
+    disposedOperand = -1;
+    throw new DisposedTensorError(`${o.name}${o.overload ? `.${o.overload}` : ''} (tensor operand ${i})`);
+  }
   resolve(o);
   buf[0] = o.id;
   buf[1] = w - 2;
@@ -239,6 +260,7 @@ function callNative(o: Op): number {
 
 function aliasOf(h: number): Tensor {
   for (let i = 0; i < nArgs; i++) if (argTensors[i]._h === h) return argTensors[i];
+  for (const list of argLists) for (const t of list) if (t !== null && t._h === h) return t;
   throw new Error(`result aliases handle ${h}, which was not an operand`);
 }
 

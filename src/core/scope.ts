@@ -163,6 +163,9 @@ export function tidy<T>(fn: () => T): T {
   scopes.pop();
   if (result instanceof Promise) {
     endScope(list, null);
+    // The caller gets the TypeError below; the abandoned promise would otherwise reject later
+    // (its code after the await uses freed tensors) and crash the process as unhandled.
+    result.catch(() => undefined);
     throw new TypeError('tidy() needs a synchronous function: tensors created after an await would escape the scope; tidy() each synchronous step instead');
   }
   let escaping: Set<Owned> | null = null;

@@ -9,7 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Generator, type Tensor, arange, cat, crossEntropy, manualSeed, noGrad, randint, tensor, tidy } from '../core/index.ts';
+import { Generator, type Tensor, arange, cat, crossEntropy, manualSeed, noGrad, randint, runtimeInfo, tensor, tidy } from '../core/index.ts';
 import { AdamW, Linear, Module, applyLr, clipGradNorm, warmupCosine, weightDecayGroups } from '../nn/index.ts';
 import { saveSafetensors } from '../io/safetensors.ts';
 import preset from './presets/mlp-demo.json' with { type: 'json' };
@@ -78,6 +78,8 @@ export async function runMlpDemo(cfg: MlpDemoConfig, log: (s: string) => void = 
   const opt = new AdamW(weightDecayGroups(model, cfg.weightDecay), { lr: cfg.lr });
   const schedule = warmupCosine({ maxLr: cfg.lr, minLr: cfg.minLr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps });
   const n = 2 ** cfg.bits;
+  const rt = runtimeInfo();
+  log(`engine: libtorch ${rt.torchVersion}, ${rt.threads} threads, OpenBLAS core ${rt.openblasCore ?? 'n/a'} (${rt.blasChoice.source})`);
   log(`mlp-demo: learn a + b for ${cfg.bits}-bit numbers; ${model.numParameters()} parameters; ${cfg.steps} steps of ${cfg.batchSize}`);
 
   let firstLoss = Number.NaN;
