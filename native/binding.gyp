@@ -17,13 +17,12 @@
         "<!@(node -p \"process.env.TINYSEEK_TORCH_INCLUDES || ''\")"
       ],
       "defines": [
-        "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.TINYSEEK_TORCH_CXX11_ABI || '1'\")"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "-Wno-stringop-overflow"],
       "libraries": ["<!@(node -p \"process.env.TINYSEEK_TORCH_LIBS || ''\")"]
     }
   ]

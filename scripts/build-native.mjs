@@ -68,7 +68,7 @@ const gypBin = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 if (!existsSync(gypBin)) fail('node-gyp is missing: run `npm ci` first');
 const jobs = String(Math.max(1, (await import('node:os')).availableParallelism()));
 // Build against the headers of the running Node when it ships them (no download needed).
-const gypArgs = [gypBin, 'rebuild', '--release', '-j', jobs];
+const gypArgs = [gypBin, 'rebuild', '--release', '-j', jobs, '--loglevel=warn'];
 const localNodeDir = resolve(dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(join(localNodeDir, 'include', 'node', 'node_api.h'))) {
   gypArgs.push(`--nodedir=${localNodeDir}`);

@@ -193,9 +193,15 @@ c10::IValue convert(Ctx& c, const c10::TypePtr& type, int tag, Reader& r) {  // 
 struct Writer {
   double* p;
   double* end;
+  std::vector<int32_t> created;  // handles made so far, released if writing fails part-way
   void put(double v) {
     if (p >= end) throw UserError("operator results do not fit the result buffer");
     *p++ = v;
+  }
+  int32_t fresh(State& s, const at::Tensor& t) {
+    const int32_t id = s.put(t);
+    created.push_back(id);
+    return id;
   }
 };
 
@@ -212,7 +218,7 @@ void writeTensor(State& s, const at::Tensor& t, Writer& w, const std::vector<Inp
     }
   }
   w.put(T_TENSOR);
-  w.put(s.put(t));
+  w.put(w.fresh(s, t));
 }
 
 void writeValue(State& s, const c10::IValue& v, Writer& w, const std::vector<Input>& inputs) {
@@ -244,7 +250,7 @@ void writeValue(State& s, const c10::IValue& v, Writer& w, const std::vector<Inp
           break;
         }
       }
-      if (!alias) w.put(s.put(t));
+      if (!alias) w.put(w.fresh(s, t));
     }
   } else if (v.isIntList()) {
     const auto list = v.toIntList();
@@ -332,12 +338,18 @@ int32_t callOp(State& s) {
       throw UserError("too many arguments: the schema takes " + std::to_string(args.size()));
     }
   } catch (const UserError& e) {
+    stack.clear();
     std::ostringstream schema;
     schema << op.handle.schema();
     throw UserError(std::string(e.what()) + " [schema: " + schema.str() + "]");
   }
 
-  op.handle.callBoxed(&stack);
+  try {
+    op.handle.callBoxed(&stack);
+  } catch (...) {
+    stack.clear();  // drop the operands now rather than at the next call
+    throw;
+  }
 
   if (stack.size() == 1 && stack[0].isTensor()) {
     at::Tensor t = std::move(stack[0]).toTensor();
@@ -349,8 +361,14 @@ int32_t callOp(State& s) {
     }
     stack.emplace_back(std::move(t));
   }
-  Writer w{buf + 1, buf + kBufWords};
-  for (const c10::IValue& v : stack) writeValue(s, v, w, inputs);
+  Writer w{buf + 1, buf + kBufWords, {}};
+  try {
+    for (const c10::IValue& v : stack) writeValue(s, v, w, inputs);
+  } catch (...) {
+    for (const int32_t id : w.created) s.release(id);
+    stack.clear();
+    throw;
+  }
   buf[0] = static_cast<double>(stack.size());
   stack.clear();
   return -1;

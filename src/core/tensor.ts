@@ -7,7 +7,7 @@
  */
 import { inspect } from 'node:util';
 import { type Device, deviceName, parseDevice } from './device.ts';
-import { type AnyTypedArray, type DType, dtypeFromCode, isFloating, typedArrayFromBytes } from './dtype.ts';
+import { type AnyTypedArray, type DType, dtypeFromCode, typedArrayFromBytes } from './dtype.ts';
 import { B, DEF, DEV, DT, T, begin, op, run, runValues, setTensorFactory, wrap } from './dispatch.ts';
 import { DisposedTensorError, fromNative } from './errors.ts';
 import { buf, native } from './native.ts';
@@ -708,8 +708,10 @@ export class Tensor {
     const n = m.shape.reduce((a, b) => a * b, 1);
     const head = `shape=[${m.shape.join(', ')}], dtype=${m.dtype}, device=${m.device}${m.requiresGrad ? ', requiresGrad' : ''}`;
     if (n > 64 || m.device !== 'cpu') return `Tensor(${head})`;
-    const values = tidy(() => (isFloating(m.dtype) || m.dtype === 'bool' ? this.detach().tolist() : this.tolist()));
-    return `Tensor(${JSON.stringify(values)}, ${head})`;
+    const values = tidy(() => this.detach().tolist());
+    const fmt = (v: NestedArray): string =>
+      Array.isArray(v) ? `[${v.map(fmt).join(', ')}]` : typeof v === 'boolean' || Number.isInteger(v) || !Number.isFinite(v) ? String(v) : v.toFixed(4);
+    return `Tensor(${fmt(values)}, ${head})`;
   }
 
   [inspect.custom](): string {
