@@ -9,7 +9,7 @@
  * The headline overhead ratio disposes each result right away, as PyTorch frees a dropped result;
  * the figures also give the same loop in tidy() blocks and left to the garbage collector.
  *
- * Options: --rounds N (default 9), --quick (fewer repetitions).
+ * Options: --rounds N (default 7), --quick (fewer repetitions).
  */
 import { Generator, randn, runtimeInfo, tidy, type Tensor } from '../src/core/index.ts';
 import { Peer, median } from './peer.ts';
@@ -52,7 +52,7 @@ const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
 export default async function ops(args: string[]): Promise<Record<string, unknown>> {
   const ri = args.indexOf('--rounds');
-  const rounds = ri >= 0 ? Number(args[ri + 1]) : 9;
+  const rounds = ri >= 0 ? Number(args[ri + 1]) : 7;
   const quick = args.includes('--quick');
   const info = runtimeInfo();
   const peer = new Peer('/usr/bin/python3', ['bench/peer_torch.py'], { ...process.env, PYTHONUNBUFFERED: '1' });
@@ -72,7 +72,7 @@ export default async function ops(args: string[]): Promise<Record<string, unknow
   const mmOurs = new Map<number, number[]>(sizes.map((n) => [n, []]));
   const mmPeer = new Map<number, number[]>(sizes.map((n) => [n, []]));
 
-  const addReps = quick ? 20000 : 60000;
+  const addReps = quick ? 5000 : 20000;
   const a = randn([8]);
   const b = randn([8]);
   const modes: Mode[] = ['tidy', 'dispose', 'gc'];
@@ -94,23 +94,28 @@ export default async function ops(args: string[]): Promise<Record<string, unknow
       mmPeer.get(n)!.push(theirs);
       mmRatios.get(n)!.push(ours / theirs);
     }
-    let theirs = 0;
-    const ours = new Map<Mode, number>();
-    if (!oursFirst) theirs = (await peer.request<{ us: number }>({ cmd: 'add', numel: 8, reps: addReps })).us;
-    for (const m of modes) {
-      await settle();
-      ours.set(m, timeAdd(a, b, addReps, m));
+    // The four small-op contestants run in a rotating order, several short bursts each.
+    const ours = new Map<Mode, number[]>(modes.map((m) => [m, []]));
+    const theirsBursts: number[] = [];
+    const contestants: (Mode | 'pytorch')[] = ['pytorch', ...modes];
+    for (let burst = 0; burst < 4; burst++) {
+      const shift = (r + burst) % contestants.length;
+      for (const c of [...contestants.slice(shift), ...contestants.slice(0, shift)]) {
+        await settle();
+        if (c === 'pytorch') theirsBursts.push((await peer.request<{ us: number }>({ cmd: 'add', numel: 8, reps: addReps })).us);
+        else ours.get(c)!.push(timeAdd(a, b, addReps, c));
+      }
     }
-    await settle();
-    if (oursFirst) theirs = (await peer.request<{ us: number }>({ cmd: 'add', numel: 8, reps: addReps })).us;
+    const theirs = median(theirsBursts);
     addPeer.push(theirs);
     for (const m of modes) {
-      addOurs.get(m)!.push(ours.get(m)!);
-      addRatios.get(m)!.push(ours.get(m)! / theirs);
+      const mine = median(ours.get(m)!);
+      addOurs.get(m)!.push(mine);
+      addRatios.get(m)!.push(mine / theirs);
     }
     console.log(
       `round ${r + 1}: matmul ${sizes.map((n) => `${n}: ${mmOurs.get(n)!.at(-1)!.toFixed(1)} vs ${mmPeer.get(n)!.at(-1)!.toFixed(1)}`).join(', ')} GFLOP/s; ` +
-        `add ${modes.map((m) => `${m} ${ours.get(m)!.toFixed(2)}`).join(' / ')} vs ${theirs.toFixed(2)} µs`,
+        `add ${modes.map((m) => `${m} ${addOurs.get(m)!.at(-1)!.toFixed(2)}`).join(' / ')} vs ${addPeer.at(-1)!.toFixed(2)} µs`,
     );
   }
   peer.close();
