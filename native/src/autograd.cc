@@ -11,7 +11,7 @@ namespace ts {
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "backward", [&]() -> Napi::Value {
     const int64_t n = info[0].As<Napi::Number>().Int64Value();
     const bool retain = info[1].ToBoolean();
     const bool create = info[2].ToBoolean();
@@ -35,35 +35,25 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
     torch::autograd::backward(outs, grads, retain, create);
     s.reportMemory(env);
     return env.Undefined();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "backward");
-    return env.Undefined();
-  }
+  });
 }
 
 // grad(handle) -> handle of the accumulated gradient, or -1 when there is none.
 Napi::Value Grad(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "grad", [&]() -> Napi::Value {
     const at::Tensor& t = s.get(info[0].As<Napi::Number>().Int64Value());
     const at::Tensor& g = t.grad();
     return Napi::Number::New(env, g.defined() ? s.put(g) : -1);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "grad");
-    return env.Undefined();
-  }
+  });
 }
 
 // setGrad(handle, gradHandle | -1): replaces (or clears) the accumulated gradient.
 Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "setGrad", [&]() -> Napi::Value {
     at::Tensor& t = s.get(info[0].As<Napi::Number>().Int64Value());
     const int64_t g = info[1].As<Napi::Number>().Int64Value();
     if (g < 0) {
@@ -76,28 +66,18 @@ Napi::Value SetGrad(const Napi::CallbackInfo& info) {
       t.mutable_grad() = gt;
     }
     return env.Undefined();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "setGrad");
-    return env.Undefined();
-  }
+  });
 }
 
 // setRequiresGrad(handle, flag)
 Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "requiresGrad", [&]() -> Napi::Value {
     at::Tensor& t = s.get(info[0].As<Napi::Number>().Int64Value());
     t.requires_grad_(info[1].ToBoolean());
     return env.Undefined();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "requiresGrad");
-    return env.Undefined();
-  }
+  });
 }
 
 // setGradEnabled(flag) -> previous flag

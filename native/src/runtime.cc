@@ -167,7 +167,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
 // ---- seeds and generators ------------------------------------------------------------------------
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "manualSeed", [&]() -> Napi::Value {
     const uint64_t seed = seedArg(info[0]);
     std::lock_guard<std::mutex> guard(g_seedMutex);
     {
@@ -181,19 +181,14 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
       g.set_current_seed(seed);
     }
     return env.Undefined();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "manualSeed");
-    return env.Undefined();
-  }
+  });
 }
 
 // generatorNew(seed, deviceType, deviceIndex) -> generator id
 Napi::Value GeneratorNew(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "Generator", [&]() -> Napi::Value {
     const uint64_t seed = seedArg(info[0]);
     const c10::Device device = deviceFromCode(info[1].As<Napi::Number>().Int64Value(), info[2].As<Napi::Number>().Int64Value());
     at::Generator g = at::globalContext().defaultGenerator(device).clone();
@@ -203,12 +198,7 @@ Napi::Value GeneratorNew(const Napi::CallbackInfo& info) {
     }
     s.generators.push_back(std::move(g));
     return Napi::Number::New(env, static_cast<double>(s.generators.size() - 1));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "Generator");
-    return env.Undefined();
-  }
+  });
 }
 
 at::Generator& generatorAt(State& s, const Napi::Value& v) {
@@ -220,66 +210,46 @@ at::Generator& generatorAt(State& s, const Napi::Value& v) {
 Napi::Value GeneratorSeed(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "Generator.seed", [&]() -> Napi::Value {
     at::Generator& g = generatorAt(s, info[0]);
     std::lock_guard<std::mutex> lock(g.mutex());
     if (info.Length() > 1) g.set_current_seed(seedArg(info[1]));
     return Napi::BigInt::New(env, g.current_seed());
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "Generator.seed");
-    return env.Undefined();
-  }
+  });
 }
 
 // generatorGetState(id) -> handle of a uint8 tensor; generatorSetState(id, handle)
 Napi::Value GeneratorGetState(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "Generator.getState", [&]() -> Napi::Value {
     at::Generator& g = generatorAt(s, info[0]);
     std::lock_guard<std::mutex> lock(g.mutex());
     return Napi::Number::New(env, s.put(g.get_state()));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "Generator.getState");
-    return env.Undefined();
-  }
+  });
 }
 
 Napi::Value GeneratorSetState(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "Generator.setState", [&]() -> Napi::Value {
     at::Generator& g = generatorAt(s, info[0]);
     const at::Tensor& state = s.get(info[1].As<Napi::Number>().Int64Value());
     std::lock_guard<std::mutex> lock(g.mutex());
     g.set_state(state);
     return env.Undefined();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "Generator.setState");
-    return env.Undefined();
-  }
+  });
 }
 
 // ---- ids -------------------------------------------------------------------------------------------
 Napi::Value OpId(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "op", [&]() -> Napi::Value {
     const std::string name = info[0].As<Napi::String>().Utf8Value();
     const std::string overload = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "";
     return Napi::Number::New(env, resolveOp(s, name, overload));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "op");
-    return env.Undefined();
-  }
+  });
 }
 
 Napi::Value OpSchema(const Napi::CallbackInfo& info) {

@@ -53,21 +53,24 @@ void State::reportMemory(napi_env env) {
   }
 }
 
-void throwJs(napi_env env, const std::string& context) {
-  std::string msg;
+std::string currentExceptionMessage() {
   try {
     throw;
   } catch (const Napi::Error& e) {
-    msg = e.Message();
+    return e.Message();
   } catch (const UserError& e) {
-    msg = e.what();
+    return e.what();
   } catch (const c10::Error& e) {
-    msg = e.what_without_backtrace();
+    return e.what_without_backtrace();
   } catch (const std::exception& e) {
-    msg = e.what();
+    return e.what();
   } catch (...) {
-    msg = "unknown native error";
+    return "unknown native error";
   }
+}
+
+void throwJs(napi_env env, const std::string& context) {
+  std::string msg = currentExceptionMessage();
   if (!context.empty()) msg = context + ": " + msg;
   bool pending = false;
   napi_is_exception_pending(env, &pending);

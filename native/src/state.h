@@ -99,8 +99,26 @@ int64_t liveCpuBytes();
 int64_t peakCpuBytes();
 void installCountingAllocator();
 
-// Converts any exception in flight into a pending JS exception. Call from a catch(...) block.
+// The message of the exception in flight (libtorch's without its C++ backtrace). Call from a
+// catch block.
+std::string currentExceptionMessage();
+
+// Converts the exception in flight into a pending JS Error with code ERR_TORCH, its message
+// prefixed by `context`. Call from a catch(...) block.
 void throwJs(napi_env env, const std::string& context);
+
+// Runs f and returns its value; an exception other than a JS one becomes a JS Error (see throwJs).
+template <typename F>
+Napi::Value guarded(Napi::Env env, const char* context, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throwJs(env, context);
+    return env.Undefined();
+  }
+}
 
 at::ScalarType scalarTypeFromCode(int64_t code);
 c10::Device deviceFromCode(int64_t type, int64_t index);

@@ -21,7 +21,7 @@ Napi::Value FromBytes(const Napi::CallbackInfo& info) {
   if (offset < 0 || length < 0 || static_cast<size_t>(offset + length) > ab.ByteLength()) {
     throw Napi::RangeError::New(env, "fromBytes: byte range outside the buffer");
   }
-  try {
+  return guarded(env, "fromBytes", [&]() -> Napi::Value {
     const at::ScalarType dtype = scalarTypeFromCode(info[3].As<Napi::Number>().Int64Value());
     Napi::Array shapeArr = info[4].As<Napi::Array>();
     std::vector<int64_t> shape(shapeArr.Length());
@@ -44,31 +44,21 @@ Napi::Value FromBytes(const Napi::CallbackInfo& info) {
     const int32_t id = s.put(std::move(t));
     s.reportMemory(env);
     return Napi::Number::New(env, id);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "fromBytes");
-    return env.Undefined();
-  }
+  });
 }
 
 // toBytes(handle) -> ArrayBuffer holding a copy of the elements in row-major order (on the CPU).
 Napi::Value ToBytes(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "toBytes", [&]() -> Napi::Value {
     at::Tensor t = s.get(info[0].As<Napi::Number>().Int64Value());
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     const size_t n = c.numel() * c.element_size();
     Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, n);
     if (n > 0) std::memcpy(out.Data(), c.data_ptr(), n);
     return out;
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "toBytes");
-    return env.Undefined();
-  }
+  });
 }
 
 // meta(handle) -> ndim, with [dtype, deviceType, deviceIndex, requiresGrad, isLeaf, ndim, sizes...]
@@ -107,17 +97,12 @@ napi_value Meta(napi_env env, napi_callback_info info) {
 Napi::Value Strides(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "strides", [&]() -> Napi::Value {
     const at::Tensor& t = s.get(info[0].As<Napi::Number>().Int64Value());
     const auto st = t.strides();
     for (size_t i = 0; i < st.size(); ++i) s.buf[i] = static_cast<double>(st[i]);
     return Napi::Number::New(env, static_cast<double>(st.size()));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "strides");
-    return env.Undefined();
-  }
+  });
 }
 
 // release(handle): frees the tensor and its handle; release(-1 - handle) frees the tensor but keeps
@@ -166,17 +151,12 @@ napi_value ReleaseMany(napi_env env, napi_callback_info info) {
 Napi::Value GradFnName(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());
   Napi::Env env = info.Env();
-  try {
+  return guarded(env, "gradFn", [&]() -> Napi::Value {
     const at::Tensor& t = s.get(info[0].As<Napi::Number>().Int64Value());
     const auto& fn = t.grad_fn();
     if (!fn) return env.Null();
     return Napi::String::New(env, fn->name());
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throwJs(env, "gradFn");
-    return env.Undefined();
-  }
+  });
 }
 
 }  // namespace ts

@@ -38,20 +38,9 @@ void reportMemory(v8::Isolate* isolate, State& s) {
   }
 }
 
+// As throwJs (state.cc), through V8 directly. Call from a catch(...) block.
 void throwTorch(v8::Isolate* isolate, const std::string& context) {
-  std::string msg;
-  try {
-    throw;
-  } catch (const UserError& e) {
-    msg = e.what();
-  } catch (const c10::Error& e) {
-    msg = e.what_without_backtrace();
-  } catch (const std::exception& e) {
-    msg = e.what();
-  } catch (...) {
-    msg = "unknown native error";
-  }
-  msg = context + ": " + msg;
+  const std::string msg = context + ": " + currentExceptionMessage();
   v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
   v8::Local<v8::String> text = v8::String::NewFromUtf8(isolate, msg.c_str()).ToLocalChecked();
   v8::Local<v8::Object> err = v8::Exception::Error(text).As<v8::Object>();
