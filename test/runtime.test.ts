@@ -62,6 +62,17 @@ describe('threads', () => {
   });
 });
 
+describe('building the addon', () => {
+  test('a libtorch that is not there fails with one line saying what to install or set', () => {
+    const script = new URL('../scripts/build-native.mjs', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [script], { env: { ...process.env, TINYSEEK_LIBTORCH: '/nonexistent/libtorch' }, encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^tinyseek: TINYSEEK_LIBTORCH=\/nonexistent\/libtorch is not a libtorch directory .*libtorch-dev/);
+  });
+});
+
 describe('tinyseek doctor', () => {
   test('prints libtorch, devices, threads, BLAS and a measured GFLOP/s', () => {
     const r = run(['doctor']);
