@@ -85,6 +85,34 @@ describe('tinyseek doctor', () => {
   });
 });
 
+describe('tinyseek params', () => {
+  test('--preset v3 --json gives total, activated and the KV-cache figure', () => {
+    const r = run(['params', '--preset', 'v3', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { total: number; activated: number; kv_elements_per_token_per_layer: number };
+    assert.ok(Math.abs(j.total - 671e9) < 0.005 * 671e9);
+    assert.ok(Math.abs(j.activated - 36.7e9) < 0.01 * 36.7e9);
+    assert.equal(j.kv_elements_per_token_per_layer, 576);
+  });
+
+  test('takes a config file, and refuses a bad one with the field named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tinyseek-params-'));
+    try {
+      const good = join(dir, 'config.json');
+      writeFileSync(good, JSON.stringify({ vocab_size: 100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, kv_lora_rank: 16, qk_nope_head_dim: 8, qk_rope_head_dim: 4, v_head_dim: 8, max_position_embeddings: 64 }));
+      const r = run(['params', '--config', dir]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /total parameters/);
+      writeFileSync(good, JSON.stringify({ vocab_size: 100 }));
+      const bad = run(['params', '--config', good]);
+      assert.equal(bad.status, 1);
+      assert.match(bad.stderr, /hidden_size: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the main job', () => {
   test('trains, prints a falling loss, and writes weights', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tinyseek-main-'));

@@ -8,6 +8,9 @@ import { ZodError } from 'zod';
 import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
 import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
 import { runtimeInfo } from '../core/index.ts';
+import { PRESETS, loadPreset, readConfigFile } from '../model/config.ts';
+import { countParameters, kvCacheFigures } from '../model/params.ts';
+import { formatCount } from './format.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -64,6 +67,45 @@ program
     const parsed = MlpDemoConfig.safeParse(raw);
     if (!parsed.success) throw new Error(formatZod(parsed.error, o.config ?? 'defaults'));
     await runMlpDemo(parsed.data);
+  });
+
+program
+  .command('params')
+  .description('count a model\'s parameters (total, activated per token) and KV-cache size from its config, allocating nothing')
+  .option('--preset <name>', `one of ${PRESETS.join(', ')}`)
+  .option('--config <file>', 'a config.json (or a directory holding one)')
+  .option('--json', 'print one JSON object')
+  .action((o: { preset?: string; config?: string; json?: boolean }) => {
+    if (!o.preset === !o.config) throw new Error('give exactly one of --preset NAME or --config FILE');
+    const c = o.preset ? loadPreset(o.preset) : readConfigFile(o.config!);
+    const p = countParameters(c);
+    const kv = kvCacheFigures(c);
+    if (o.json) {
+      console.log(
+        JSON.stringify({
+          source: o.preset ?? o.config,
+          total: p.total,
+          activated: p.activated,
+          mtp: p.mtp,
+          total_with_mtp: p.totalWithMtp,
+          activated_with_mtp: p.activatedWithMtp,
+          kv_elements_per_token_per_layer: kv.perTokenPerLayer,
+          kv_elements_per_token_per_layer_mha: kv.mhaEquivalent,
+          kv_elements_per_token: kv.perToken,
+        }),
+      );
+      return;
+    }
+    const attention = c.attention_type === 'mla' ? 'MLA latent + rotary key' : `${c.attention_type.toUpperCase()} keys + values`;
+    console.log(
+      [
+        `${o.preset ?? o.config}: ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ${c.n_routed_experts ? `${c.n_routed_experts} routed + ${c.n_shared_experts ?? 0} shared experts, ${c.num_experts_per_tok} active` : 'dense'}`,
+        `  total parameters       ${formatCount(p.total)}  (${p.total})`,
+        `  activated per token    ${formatCount(p.activated)}  (${p.activated})`,
+        `  MTP modules add        ${formatCount(p.mtp)}  (${c.num_nextn_predict_layers} module${c.num_nextn_predict_layers === 1 ? '' : 's'}; with MTP: ${formatCount(p.totalWithMtp)} total, ${formatCount(p.activatedWithMtp)} activated)`,
+        `  KV cache per token     ${kv.perTokenPerLayer} elements per layer (${attention}); multi-head attention would need ${kv.mhaEquivalent}; ${kv.perToken} over all layers`,
+      ].join('\n'),
+    );
   });
 
 try {
