@@ -4,3 +4,6 @@
 export * from './core/index.ts';
 export * as nn from './nn/index.ts';
 export * from './io/safetensors.ts';
+export { DeepSeekV3, type KVCache, type ForwardOptions, type LossOptions, disposeCache } from './model/transformer.ts';
+export { parseConfig, loadPreset, readConfigFile, configToJson, PRESETS, type ModelConfig } from './model/config.ts';
+export { countParameters, kvCacheFigures, tensorSpecs } from './model/params.ts';
