@@ -7,3 +7,4 @@ export * from './io/safetensors.ts';
 export { DeepSeekV3, type KVCache, type ForwardOptions, type LossOptions, disposeCache } from './model/transformer.ts';
 export { parseConfig, loadPreset, readConfigFile, configToJson, PRESETS, type ModelConfig } from './model/config.ts';
 export { countParameters, kvCacheFigures, tensorSpecs } from './model/params.ts';
+export { saveCheckpoint, loadCheckpoint, loadWeightsInto, CheckpointError } from './model/checkpoint.ts';
