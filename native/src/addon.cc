@@ -15,6 +15,7 @@ Napi::Value Strides(const Napi::CallbackInfo&);
 napi_value Release(napi_env, napi_callback_info);
 napi_value ReleaseMany(napi_env, napi_callback_info);
 Napi::Value GradFnName(const Napi::CallbackInfo&);
+Napi::Value SetScopeDepth(const Napi::CallbackInfo&);
 Napi::Value Backward(const Napi::CallbackInfo&);
 Napi::Value Grad(const Napi::CallbackInfo&);
 Napi::Value SetGrad(const Napi::CallbackInfo&);
@@ -102,6 +103,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("toBytes", ToBytes);
   add("strides", Strides);
   add("gradFn", GradFnName);
+  add("setScopeDepth", SetScopeDepth);
   add("backward", Backward);
   add("grad", Grad);
   add("setGrad", SetGrad);

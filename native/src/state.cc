@@ -43,13 +43,22 @@ void State::zombie(int64_t id) {
   slotState[id] = S_ZOMBIE;
 }
 
-void State::reportMemory(napi_env env) {
+int64_t State::takeMemoryDelta() {
+  if (scopeDepth > 0) return 0;
   const int64_t live = liveCpuBytes();
   const int64_t delta = live - reportedBytes;
   if (delta > (1 << 20) || delta < -(1 << 20)) {
+    reportedBytes = live;
+    return delta;
+  }
+  return 0;
+}
+
+void State::reportMemory(napi_env env) {
+  const int64_t delta = takeMemoryDelta();
+  if (delta != 0) {
     int64_t adjusted = 0;
     napi_adjust_external_memory(env, delta, &adjusted);
-    reportedBytes = live;
   }
 }
 

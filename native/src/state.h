@@ -85,12 +85,19 @@ struct State {
   Napi::Reference<Napi::ArrayBuffer> bufRef;
 
   int64_t reportedBytes = 0;  // native bytes reported to V8 so far by this environment
+  // Depth of JS tidy() scopes. Tensors made inside a scope are freed by the scope, not by the
+  // garbage collector, so their memory is not reported while a scope is open (reporting it would
+  // only trigger collections that cannot free anything); the net change is reported when the
+  // outermost scope closes.
+  int32_t scopeDepth = 0;
   std::vector<std::unique_ptr<c10::InferenceMode>> inferenceGuards;
 
   int32_t put(at::Tensor t);
   at::Tensor& get(int64_t id);
   void release(int64_t id);  // frees the tensor and the slot
   void zombie(int64_t id);   // frees the tensor, keeps the slot until release()
+  // The change in live native bytes to report to V8 now (0: nothing to report); marks it reported.
+  int64_t takeMemoryDelta();
   void reportMemory(napi_env env);
 };
 

@@ -147,6 +147,14 @@ napi_value ReleaseMany(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// setScopeDepth(n): the number of open tidy() scopes (see State::scopeDepth).
+Napi::Value SetScopeDepth(const Napi::CallbackInfo& info) {
+  State& s = *static_cast<State*>(info.Data());
+  s.scopeDepth = static_cast<int32_t>(info[0].As<Napi::Number>().Int32Value());
+  s.reportMemory(info.Env());
+  return info.Env().Undefined();
+}
+
 // gradFn(handle) -> name of the autograd node that produced the tensor, or null.
 Napi::Value GradFnName(const Napi::CallbackInfo& info) {
   State& s = *static_cast<State*>(info.Data());

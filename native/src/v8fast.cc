@@ -30,12 +30,8 @@ State* stateOf(const v8::FunctionCallbackInfo<v8::Value>& info) {
 }
 
 void reportMemory(v8::Isolate* isolate, State& s) {
-  const int64_t live = liveCpuBytes();
-  const int64_t delta = live - s.reportedBytes;
-  if (delta > (1 << 20) || delta < -(1 << 20)) {
-    isolate->AdjustAmountOfExternalAllocatedMemory(delta);
-    s.reportedBytes = live;
-  }
+  const int64_t delta = s.takeMemoryDelta();
+  if (delta != 0) isolate->AdjustAmountOfExternalAllocatedMemory(delta);
 }
 
 // As throwJs (state.cc), through V8 directly. Call from a catch(...) block.

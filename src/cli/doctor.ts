@@ -75,6 +75,9 @@ export function formatDoctor(r: DoctorReport): string {
     `  BLAS          ${i.blasLibrary || 'unknown'}`,
     `  OpenBLAS      ${i.openblasCore ? `core ${i.openblasCore}, ${i.openblasThreads} threads — ${i.openblasConfig}` : 'not in use'}`,
     `  core type     ${i.blasChoice.coreType ?? '(OpenBLAS detects)'} — ${i.blasChoice.source}: ${i.blasChoice.detail}`,
+    `  idle threads  ${Object.entries(i.blasChoice.threadEnv)
+      .map(([k, v]) => `${k}=${v.value}${v.setByTinyseek ? ' (set by tinyseek)' : ''}`)
+      .join(', ')}`,
     `  matmul fp32   ${r.matmul.gflops.toFixed(1)} GFLOP/s at ${r.matmul.n}×${r.matmul.n} (${(r.matmul.gflops / i.threads).toFixed(1)} per thread)`,
     `  numerics      max relative error vs float64 ${r.matmul.maxRelError.toExponential(2)}`,
   ];

@@ -6,7 +6,8 @@
  *   1. OPENBLAS_CORETYPE set in the environment: never touched.
  *   2. a measured choice cached by `tinyseek doctor --tune-blas` for this CPU and BLAS library;
  *   3. otherwise the best core the CPU's feature flags allow (never one it cannot run).
- * TINYSEEK_BLAS_AUTO=0 turns 2 and 3 off.
+ * TINYSEEK_BLAS_AUTO=0 turns 2 and 3 off. It also makes idle OpenMP/OpenBLAS threads sleep rather
+ * than spin (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT) unless the environment sets them.
  * The choice and its source are recorded so that `doctor` and the training logs can show them.
  *
  * This module knows nothing about tensors; it only reads /proc/cpuinfo and the cache file.
@@ -22,6 +23,33 @@ export interface BlasChoice {
   coreType: string | null;
   source: BlasChoiceSource;
   detail: string;
+  /** Thread-waiting settings in effect, and whether tinyseek set them (see threadEnvironment). */
+  threadEnv: Record<string, { value: string; setByTinyseek: boolean }>;
+}
+
+/**
+ * libtorch's OpenMP threads spin after each parallel region and OpenBLAS's own threads spin with
+ * sched_yield; on a machine with as many cores as threads they take the cores from each other and
+ * a small model's training step runs several times slower. Unless the environment says otherwise,
+ * idle threads sleep instead of spinning.
+ */
+const THREAD_ENV_DEFAULTS: Record<string, string> = {
+  OMP_WAIT_POLICY: 'PASSIVE',
+  OPENBLAS_THREAD_TIMEOUT: '4',
+};
+
+function threadEnvironment(): BlasChoice['threadEnv'] {
+  const out: BlasChoice['threadEnv'] = {};
+  for (const [k, v] of Object.entries(THREAD_ENV_DEFAULTS)) {
+    const given = process.env[k];
+    if (given !== undefined && given !== '') {
+      out[k] = { value: given, setByTinyseek: false };
+    } else {
+      process.env[k] = v;
+      out[k] = { value: v, setByTinyseek: true };
+    }
+  }
+  return out;
 }
 
 export interface CpuFacts {
@@ -125,28 +153,28 @@ let choice: BlasChoice | null = null;
 /** Sets OPENBLAS_CORETYPE for this process if it is unset. Idempotent; call before loading libtorch. */
 export function configureBlas(): BlasChoice {
   if (choice) return choice;
+  choice = { ...chooseCoreType(), threadEnv: threadEnvironment() };
+  return choice;
+}
+
+function chooseCoreType(): Omit<BlasChoice, 'threadEnv'> {
   const fromEnv = process.env.OPENBLAS_CORETYPE;
   if (fromEnv !== undefined && fromEnv !== '') {
-    choice = { coreType: fromEnv, source: 'environment', detail: 'OPENBLAS_CORETYPE was set by the environment' };
-    return choice;
+    return { coreType: fromEnv, source: 'environment', detail: 'OPENBLAS_CORETYPE was set by the environment' };
   }
   if (process.env.TINYSEEK_BLAS_AUTO === '0') {
-    choice = { coreType: null, source: 'library-default', detail: 'TINYSEEK_BLAS_AUTO=0: OpenBLAS detects the core itself' };
-    return choice;
+    return { coreType: null, source: 'library-default', detail: 'TINYSEEK_BLAS_AUTO=0: OpenBLAS detects the core itself' };
   }
   const cpu = readCpuFacts();
   const tuned = readTuned(blasCacheKey(cpu));
   if (tuned) {
     if (tuned.coreType) process.env.OPENBLAS_CORETYPE = tuned.coreType;
-    choice = { coreType: tuned.coreType, source: 'measured', detail: `measured by \`tinyseek doctor --tune-blas\` on ${tuned.measuredAt}` };
-    return choice;
+    return { coreType: tuned.coreType, source: 'measured', detail: `measured by \`tinyseek doctor --tune-blas\` on ${tuned.measuredAt}` };
   }
   const fromFlags = coreTypeFromFlags(cpu);
   if (fromFlags) {
     process.env.OPENBLAS_CORETYPE = fromFlags;
-    choice = { coreType: fromFlags, source: 'cpu-flags', detail: `chosen from the CPU flags of ${cpu.vendor || 'this CPU'}` };
-  } else {
-    choice = { coreType: null, source: 'library-default', detail: 'no better core known for this CPU; OpenBLAS detects it' };
+    return { coreType: fromFlags, source: 'cpu-flags', detail: `chosen from the CPU flags of ${cpu.vendor || 'this CPU'}` };
   }
-  return choice;
+  return { coreType: null, source: 'library-default', detail: 'no better core known for this CPU; OpenBLAS detects it' };
 }

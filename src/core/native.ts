@@ -64,6 +64,7 @@ export interface NativeAddon {
   toBytes(handle: number): ArrayBuffer;
   strides(handle: number): number;
   gradFn(handle: number): string | null;
+  setScopeDepth(depth: number): void;
   backward(count: number, retainGraph: boolean, createGraph: boolean): void;
   grad(handle: number): number;
   setGrad(handle: number, grad: number): void;

@@ -8,6 +8,9 @@
  * Tensors created inside a scope are not registered with the collector at all, which keeps the hot
  * path cheap; hot loops (training steps, decoding) should run inside `tidy()`.
  *
+ * Native bytes are reported to V8 (so that the collector runs when native memory grows), except
+ * while a scope is open: scoped tensors are not the collector's to free.
+ *
  * GC-driven freeing happens when the event loop turns: a long synchronous loop that neither uses
  * `tidy()` nor awaits frees nothing until it ends.
  *
@@ -152,17 +155,20 @@ function endScope(list: Owned[], escaping: Set<Owned> | null): void {
 export function tidy<T>(fn: () => T): T {
   const list: Owned[] = [];
   scopes.push(list);
+  if (scopes.length === 1) native.setScopeDepth(1);
   let result: T;
   try {
     result = fn();
   } catch (e) {
     scopes.pop();
     endScope(list, null);
+    if (scopes.length === 0) native.setScopeDepth(0);
     throw e;
   }
   scopes.pop();
   if (result instanceof Promise) {
     endScope(list, null);
+    if (scopes.length === 0) native.setScopeDepth(0);
     // The caller gets the TypeError below; the abandoned promise would otherwise reject later
     // (its code after the await uses freed tensors) and crash the process as unhandled.
     result.catch(() => undefined);
@@ -174,6 +180,7 @@ export function tidy<T>(fn: () => T): T {
     collect(result, escaping, 0);
   }
   endScope(list, escaping);
+  if (scopes.length === 0) native.setScopeDepth(0); // reports the scope's net memory change
   return result;
 }
 

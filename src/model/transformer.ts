@@ -133,8 +133,9 @@ export class DeepSeekV3 extends Module {
     }
     let x = this.model.embed_tokens.forward(ids); // (B, S, D)
     let auxLoss: Tensor | null = null;
+    const ctx = this.context(S, startPos, null, mla, x); // rotary rows and mask, shared by the layers
     this.blocks.forEach((layer, i) => {
-      const r = layer.forward(x, this.context(S, startPos, cache ? cache.layers[i] : null, mla, x));
+      const r = layer.forward(x, cache ? { ...ctx, cache: cache.layers[i] } : ctx);
       x = r.out;
       if (r.auxLoss) auxLoss = auxLoss ? auxLoss.add(r.auxLoss) : r.auxLoss;
     });
