@@ -8,3 +8,4 @@ export { DeepSeekV3, type KVCache, type ForwardOptions, type LossOptions, dispos
 export { parseConfig, loadPreset, readConfigFile, configToJson, PRESETS, type ModelConfig } from './model/config.ts';
 export { countParameters, kvCacheFigures, tensorSpecs } from './model/params.ts';
 export { saveCheckpoint, loadCheckpoint, loadWeightsInto, CheckpointError } from './model/checkpoint.ts';
+export * from './tokenizer/index.ts';

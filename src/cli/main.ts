@@ -11,6 +11,7 @@ import { runtimeInfo } from '../core/index.ts';
 import { PRESETS, loadPreset, readConfigFile } from '../model/config.ts';
 import { countParameters, kvCacheFigures } from '../model/params.ts';
 import { formatCount } from './format.ts';
+import { registerTokenizerCommands } from './tokenizer.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -107,6 +108,8 @@ program
       ].join('\n'),
     );
   });
+
+registerTokenizerCommands(program);
 
 try {
   await program.parseAsync(process.argv);
