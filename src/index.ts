@@ -9,3 +9,4 @@ export { parseConfig, loadPreset, readConfigFile, configToJson, PRESETS, type Mo
 export { countParameters, kvCacheFigures, tensorSpecs } from './model/params.ts';
 export { saveCheckpoint, loadCheckpoint, loadWeightsInto, CheckpointError } from './model/checkpoint.ts';
 export * from './tokenizer/index.ts';
+export * as data from './data/index.ts';

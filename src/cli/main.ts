@@ -12,6 +12,7 @@ import { PRESETS, loadPreset, readConfigFile } from '../model/config.ts';
 import { countParameters, kvCacheFigures } from '../model/params.ts';
 import { formatCount } from './format.ts';
 import { registerTokenizerCommands } from './tokenizer.ts';
+import { registerDataCommands } from './data.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -110,6 +111,7 @@ program
   });
 
 registerTokenizerCommands(program);
+registerDataCommands(program);
 
 try {
   await program.parseAsync(process.argv);
