@@ -65,7 +65,7 @@ export default async function ops(args: string[]): Promise<Record<string, unknow
   console.log(`OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'} on both sides; ${rounds} rounds, order alternating`);
 
   const sizes = [512, 1024, 2048];
-  const repsFor = (n: number): number => Math.max(1, Math.round((quick ? 2e9 : 1.6e10) / (2 * n ** 3)));
+  const repsFor = (n: number): number => Math.max(1, Math.round((quick ? 2e9 : 3.2e10) / (2 * n ** 3)));
   const gen = new Generator(0);
   const mats = new Map<number, [Tensor, Tensor]>(sizes.map((n) => [n, [randn([n, n], { generator: gen }), randn([n, n], { generator: gen })]]));
   const mmRatios = new Map<number, number[]>(sizes.map((n) => [n, []]));
