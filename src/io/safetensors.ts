@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { type DType, type Tensor, fromBytes } from '../core/index.ts';
+import { syncDir, writeAllSync } from './durable.ts';
 
 /** A malformed file, a bad request (unknown name, unsupported dtype) or a refused write. */
 export class SafetensorsError extends Error {
@@ -471,19 +472,6 @@ function tempPath(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${rand}.tmp`);
 }
 
-/** fsyncs the directory so the rename itself is durable; not every platform allows it. */
-function syncDirSync(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
 
 /**
  * Writes tensors (and optional string metadata) to `file` atomically: a temp file in the same
@@ -510,7 +498,7 @@ export async function saveSafetensors(file: string, tensors: TensorDict, metadat
     await fsp.rm(tmp, { force: true });
     throw e;
   }
-  syncDirSync(path.dirname(file));
+  syncDir(path.dirname(file));
 }
 
 /** The synchronous form of saveSafetensors. */
@@ -520,11 +508,8 @@ export function saveSafetensorsSync(file: string, tensors: TensorDict, metadata?
   const fd = fs.openSync(tmp, 'wx');
   let closed = false;
   try {
-    const writeAll = (b: Uint8Array): void => {
-      for (let done = 0; done < b.byteLength; ) done += fs.writeSync(fd, b, done, b.byteLength - done);
-    };
-    writeAll(head);
-    for (const it of items) writeAll(bytesOf(file, it));
+    writeAllSync(fd, head);
+    for (const it of items) writeAllSync(fd, bytesOf(file, it));
     fs.fsyncSync(fd);
     closed = true;
     fs.closeSync(fd);
@@ -540,5 +525,5 @@ export function saveSafetensorsSync(file: string, tensors: TensorDict, metadata?
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  syncDirSync(path.dirname(file));
+  syncDir(path.dirname(file));
 }

@@ -47,6 +47,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type DType, type Device, type Tensor, fromBytes, fromTypedArray, isFloating, itemSize, noGrad, tidy } from '../core/index.ts';
+import { syncDir, writeFileDurable } from '../io/durable.ts';
 import { SafetensorsFile, type SafetensorsDType, type TensorInfo, saveSafetensors } from '../io/safetensors.ts';
 import { type ModelConfig, configToJson, readConfigFile } from './config.ts';
 import { tensorSpecs } from './params.ts';
@@ -271,31 +272,6 @@ function isCheckpointFile(name: string): boolean {
   return name === CONFIG_FILE || name === WEIGHTS_FILE || name === INDEX_FILE || SHARD_RE.test(name);
 }
 
-/** Writes a small text file and fsyncs it. */
-function writeDurable(file: string, text: string): void {
-  const fd = fs.openSync(file, 'wx');
-  try {
-    const b = Buffer.from(text, 'utf8');
-    for (let done = 0; done < b.byteLength; ) done += fs.writeSync(fd, b, done, b.byteLength - done);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** fsyncs a directory so that its entries (creations, renames) are durable; best effort. */
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // not every platform or file system allows fsync on a directory
-  }
-}
 
 function randomTag(): string {
   return `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
@@ -356,7 +332,7 @@ export async function saveCheckpoint(dir: string, model: DeepSeekV3, o: SaveOpti
   if (existing && !existing.isDirectory()) throw new Error(`cannot save a checkpoint to ${target}: it exists and is not a directory (a symlink is not followed: save to the real path)`);
   const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
   try {
-    writeDurable(path.join(tmp, CONFIG_FILE), configToJson(config as ModelConfig));
+    writeFileDurable(path.join(tmp, CONFIG_FILE), configToJson(config as ModelConfig));
     for (let i = 0; i < shards.length; i++) {
       // Convert one shard at a time, so at most one shard's worth of converted copies exists.
       const converted = noGrad(() => shards[i].map((it) => [it.name, it.tensor.to(it.dtype)] as [string, Tensor]));
@@ -374,7 +350,7 @@ export async function saveCheckpoint(dir: string, model: DeepSeekV3, o: SaveOpti
       pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); // json.dumps(sort_keys=True)
       for (const [n, f] of pairs) weightMap[n] = f;
       const index = { metadata: { total_size: totalBytes }, weight_map: weightMap };
-      writeDurable(path.join(tmp, INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
+      writeFileDurable(path.join(tmp, INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
     }
     // Keep what else lives in the directory (tokenizer files, …).
     if (existing) {

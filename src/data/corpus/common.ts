@@ -67,6 +67,28 @@ export function slipValue(rng: Rng, v: number): number {
   return v + 1;
 }
 
+/** How a step of a worked solution goes wrong: unnoticed, or noticed and corrected in the text. */
+export type Slip = 'silent' | 'caught';
+
+/** One unnoticed slip at a random step of `n` steps. */
+export function silentSlip(rng: Rng, n: number): Map<number, Slip> {
+  return new Map([[rng.int(0, n - 1), 'silent']]);
+}
+
+/**
+ * A self-correcting trace over `n` steps: one slip that is caught and fixed, and — unless the
+ * correction finds everything (probability `findProb`) — another slip that goes unnoticed.
+ */
+export function selfCorrectSlips(rng: Rng, n: number, findProb: number): Map<number, Slip> {
+  const at = rng.int(0, n - 1);
+  const slips = new Map<number, Slip>([[at, 'caught']]);
+  if (!rng.bool(findProb)) {
+    const others = Array.from({ length: n }, (_, i) => i).filter((i) => i !== at);
+    slips.set(others.length ? rng.pick(others) : at, 'silent');
+  }
+  return slips;
+}
+
 export function pickLine(rng: Rng, options: readonly string[]): string {
   return rng.pick(options);
 }

@@ -8,7 +8,7 @@
  */
 import type { Rng } from '../rng.ts';
 import type { MultiplicationProblem } from '../tasks/types.ts';
-import { type Style, type Trace, type TraceKnobs, slipValue } from './common.ts';
+import { type Slip, type Style, type Trace, type TraceKnobs, selfCorrectSlips, silentSlip, slipValue } from './common.ts';
 
 /** 347 → [300, 40, 7]; zero digits are left out. */
 export function placeParts(n: number): number[] {
@@ -21,7 +21,6 @@ export function placeParts(n: number): number[] {
   return out;
 }
 
-type Slip = 'silent' | 'caught';
 
 interface RouteOut {
   readonly lines: string[];
@@ -86,7 +85,7 @@ export function multiplicationTrace(rng: Rng, p: MultiplicationProblem, style: S
     }
     case 'search': {
       const found = rng.bool(k.findProb);
-      const first = route(rng, a, b, found ? new Map() : new Map([[rng.int(0, n - 1), 'silent' as Slip]]));
+      const first = route(rng, a, b, found ? new Map() : silentSlip(rng, n));
       lines.push(...first.lines, 'Let me check it the other way.');
       const second = route(rng, b, a);
       lines.push(...second.lines);
@@ -98,17 +97,12 @@ export function multiplicationTrace(rng: Rng, p: MultiplicationProblem, style: S
       return { lines, answer: String(first.result), closed: true };
     }
     case 'slip': {
-      const r = route(rng, a, b, new Map([[rng.int(0, n - 1), 'silent' as Slip]]));
+      const r = route(rng, a, b, silentSlip(rng, n));
       lines.push(...r.lines, `So the answer is ${r.result}.`);
       return { lines, answer: String(r.result), closed: true };
     }
     case 'selfCorrect': {
-      const at = rng.int(0, n - 1);
-      const slips = new Map<number, Slip>([[at, 'caught']]);
-      if (!rng.bool(k.selfCorrectFindProb)) {
-        const others = Array.from({ length: n }, (_, i) => i).filter((i) => i !== at);
-        slips.set(others.length ? rng.pick(others) : at, 'silent');
-      }
+      const slips = selfCorrectSlips(rng, n, k.selfCorrectFindProb);
       const r = route(rng, a, b, slips);
       lines.push(...r.lines, `So the answer is ${r.result}.`);
       return { lines, answer: String(r.result), closed: true };

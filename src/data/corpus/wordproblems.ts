@@ -10,9 +10,8 @@
  */
 import type { Rng } from '../rng.ts';
 import type { WordOp, WordProblem } from '../tasks/types.ts';
-import { type Style, type Trace, type TraceKnobs, slipValue } from './common.ts';
+import { type Slip, type Style, type Trace, type TraceKnobs, selfCorrectSlips, silentSlip, slipValue } from './common.ts';
 
-type Slip = 'silent' | 'caught';
 
 interface Forward {
   readonly lines: string[];
@@ -124,7 +123,7 @@ export function wordProblemTrace(rng: Rng, p: WordProblem, style: Style, k: Trac
       return finish(forward(rng, p));
     case 'search': {
       const found = rng.bool(k.findProb);
-      const f = forward(rng, p, found ? new Map() : new Map([[rng.int(0, n - 1), 'silent' as Slip]]));
+      const f = forward(rng, p, found ? new Map() : silentSlip(rng, n));
       lines.push(...f.lines);
       if (f.result === null) return { lines, answer: null, closed: true };
       const ok = backwardCheck(p, f.result, lines);
@@ -133,14 +132,9 @@ export function wordProblemTrace(rng: Rng, p: WordProblem, style: Style, k: Trac
       return { lines, answer: String(f.result), closed: true };
     }
     case 'slip':
-      return finish(forward(rng, p, new Map([[rng.int(0, n - 1), 'silent' as Slip]])));
+      return finish(forward(rng, p, silentSlip(rng, n)));
     case 'selfCorrect': {
-      const at = rng.int(0, n - 1);
-      const slips = new Map<number, Slip>([[at, 'caught']]);
-      if (!rng.bool(k.selfCorrectFindProb)) {
-        const others = Array.from({ length: n }, (_, i) => i).filter((i) => i !== at);
-        slips.set(others.length ? rng.pick(others) : at, 'silent');
-      }
+      const slips = selfCorrectSlips(rng, n, k.selfCorrectFindProb);
       return finish(forward(rng, p, slips));
     }
     case 'wrongThing': {
