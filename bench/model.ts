@@ -23,32 +23,20 @@
  * --batch B (8), --seq S (128),
  * --profile (op counts and per-op times of one step on both sides, after the timing).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Generator, getNumThreads, memoryStats, noGrad, randint, randn, runtimeInfo, tensor, tidy, type Tensor } from '../src/core/index.ts';
+import { memoryStats, tidy, type Tensor } from '../src/core/index.ts';
 import { buf as opBuf, native } from '../src/core/native.ts';
-import { saveSafetensors } from '../src/io/safetensors.ts';
-import { loadPreset } from '../src/model/config.ts';
-import { DeepSeekV3 } from '../src/model/transformer.ts';
-import { Peer, median } from './peer.ts';
-
-const PRESET = 'small';
-const CONFIG_FILE = 'src/model/presets/small.json';
+import type { DeepSeekV3 } from '../src/model/transformer.ts';
+import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, sharedModel, sum } from './common.ts';
+import { median } from './peer.ts';
 /** Relative tolerance on each loss component. */
 const LOSS_RTOL = 1e-4;
 /** Relative tolerance on the global gradient norm. */
 const GRAD_RTOL = 1e-3;
-
-interface Setup {
-  torch: string;
-  threads: number;
-  interop_threads: number;
-  blas_core: string | null;
-  blas_threads: number | null;
-}
 
 interface Check {
   loss: number;
@@ -69,18 +57,6 @@ interface PeerOp {
   count: number;
   self_us: number;
   total_us: number;
-}
-
-function numArg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer, got ${args[i + 1]}`);
-  return v;
-}
-
-function relDiff(a: number, b: number): number {
-  return Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-30);
 }
 
 /**
@@ -222,9 +198,6 @@ async function gcDuringSteps(model: DeepSeekV3, ids: Tensor, targets: Tensor, st
   return out;
 }
 
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-const ms = (s: number): number => +(s * 1e3).toFixed(1);
-
 export default async function modelBench(args: string[]): Promise<Record<string, unknown>> {
   const quick = args.includes('--quick');
   const rounds = numArg(args, '--rounds', quick ? 3 : 16);
@@ -235,51 +208,13 @@ export default async function modelBench(args: string[]): Promise<Record<string,
   const profile = args.includes('--profile');
 
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const info = runtimeInfo();
-  const threads = getNumThreads();
-  const peer = new Peer('/usr/bin/python3', [join(root, 'bench', 'peer_model.py')], { ...process.env, PYTHONUNBUFFERED: '1' });
+  const peer = modelPeer(root);
   const dir = mkdtempSync(join(tmpdir(), 'tinyseek-bench-model-'));
   try {
-    const setup = await peer.request<Setup>({ cmd: 'setup', threads });
-    console.log(`tinyseek: libtorch ${info.torchVersion}, ${threads} threads, OpenBLAS core ${info.openblasCore} (${info.blasChoice.source})`);
-    console.log(`pytorch:  torch ${setup.torch}, ${setup.threads} threads (inter-op ${setup.interop_threads}), OpenBLAS core ${setup.blas_core}`);
-    console.log(`OpenBLAS's own thread pool: ${info.openblasThreads} threads (tinyseek), ${setup.blas_threads} (PyTorch)`);
-    if (setup.threads !== threads || setup.blas_core !== info.openblasCore) {
-      throw new Error('the comparison would be unfair: thread counts or BLAS core types differ');
-    }
-    console.log(`OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'} on both sides`);
-    const waitPolicy = process.env.OMP_WAIT_POLICY ?? null;
-    if (threads > 1 && (info.openblasThreads ?? 1) > 1 && threads >= availableParallelism() && !waitPolicy) {
-      console.log(
-        `note: ${threads} OpenMP threads (spin-waiting: OMP_WAIT_POLICY unset) and OpenBLAS's own ${info.openblasThreads} threads share ` +
-          `${availableParallelism()} cores; both sides oversubscribe and run slowly and noisily (OMP_WAIT_POLICY=PASSIVE, or TINYSEEK_THREADS=1, avoids it)`,
-      );
-    }
+    const { setup, info, threads, waitPolicy } = await setUpPeer(peer);
 
     // ---- the model, its weights and the batch, shared with the peer ----
-    const cfg = loadPreset(PRESET);
-    const V = cfg.vocab_size;
-    const gen = new Generator(0);
-    const model = new DeepSeekV3(cfg, { seed: 0 });
-    // A nonzero selection bias, so that the biased group-limited routing is part of the check.
-    noGrad(() =>
-      tidy(() => {
-        for (const m of model.moeLayers()) m.gate.bias?.copy_(randn([m.gate.nExperts], { generator: gen }).mul(0.1));
-      }),
-    );
-    const rows = tidy(() => randint(0, V, [B, S + 1], { generator: gen }).tolist()) as number[][];
-    const idsRows = rows.map((r) => r.slice(0, S));
-    const targetRows = rows.map((r) => r.slice(1));
-    const ids = tensor(idsRows, { dtype: 'int64' }).keep();
-    const targets = tensor(targetRows, { dtype: 'int64' }).keep();
-    const weightsFile = join(dir, 'model.safetensors');
-    const batchFile = join(dir, 'batch.json');
-    await saveSafetensors(weightsFile, model.stateDict());
-    writeFileSync(batchFile, JSON.stringify({ ids: idsRows, targets: targetRows }));
-    const loaded = await peer.request<{ parameters: number }>({ cmd: 'load', config: join(root, CONFIG_FILE), weights: weightsFile, batch: batchFile });
-    const params = model.numParameters();
-    if (loaded.parameters !== params) throw new Error(`parameter counts differ: tinyseek ${params}, PyTorch ${loaded.parameters}`);
-    console.log(`preset ${PRESET}: ${params.toLocaleString('en')} parameters (with MTP); batch ${B} × ${S} tokens = ${B * S} tokens per step`);
+    const { model, ids, targets, params } = await sharedModel(peer, root, dir, B, S);
 
     // ---- correctness: same loss, same gradient norm ----
     const ours = checkOurs(model, ids, targets);

@@ -479,6 +479,56 @@ def build(config_path, weights_path=None):
     return model
 
 
+# ---- pretraining-step pieces (bench/train.ts) ---------------------------------------------------
+
+
+def weight_decay_groups(model, weight_decay):
+    """Two AdamW groups as tinyseek's weightDecayGroups: matrices (ndim >= 2: linear and embedding
+    weights) decay, vectors (norm scales) do not; in named_parameters order."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+class ExpertLoad:
+    """Tokens per routed expert of each MoE gate since the last bias update, counted in training
+    forwards only (as src/model/moe.ts), by a forward hook on each gate."""
+
+    def __init__(self, model):
+        self.gates = [m.gate for m in model.modules() if isinstance(m, MoE)]
+        self.counts = [torch.zeros(g.n_experts, dtype=torch.int64) for g in self.gates]
+        for i, g in enumerate(self.gates):
+            g.register_forward_hook(self._hook(i))
+
+    def _hook(self, i):
+        def hook(gate, inputs, output):
+            if gate.training:
+                self.counts[i].add_(output[1].flatten().bincount(minlength=gate.n_experts))
+
+        return hook
+
+    def reset(self):
+        for c in self.counts:
+            c.zero_()
+
+    @torch.no_grad()
+    def update_bias(self, gamma):
+        """DeepSeek-V3's aux-loss-free update (as MoE.updateBias): b_i -= gamma if expert i was above
+        the mean load since the last update, b_i += gamma if below; then the counts restart."""
+        for g, c in zip(self.gates, self.counts):
+            if g.e_score_correction_bias is not None and gamma != 0:
+                n = c.double()
+                delta = n.mean().sub(n).sign().mul(gamma)  # above the mean: -gamma, below: +gamma
+                g.e_score_correction_bias.add_(delta.to(g.e_score_correction_bias.dtype))
+            c.zero_()
+
+
 def main(argv):
     config_path, weights_path, batch_path = argv
     model = build(config_path, weights_path)

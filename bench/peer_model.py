@@ -11,6 +11,18 @@ Commands
   time    {warmup, steps}                 per-step seconds of forward + loss and of backward
   ops     {}                              one step under torch.profiler: top-level aten calls of
                                           the forward, self times of forward and backward
+
+For bench/train.ts (a whole pretraining step: forward + loss + backward + clip + AdamW + bias):
+  train_setup {lr, betas, eps, weight_decay, clip, gamma}
+                                          torch.optim.AdamW(foreach=True) over the two weight-decay
+                                          groups (model_ref.weight_decay_groups), the expert-load
+                                          counters (model_ref.ExpertLoad)
+  train_check {steps}                     `steps` optimizer steps; per step the loss and the
+                                          gradient norm before clipping; then the loss after them
+                                          (training mode, no grad), the selection biases and the
+                                          parameters' global L2 norm
+  train_time  {warmup, steps}             per-step seconds of forward + loss, of backward, and of
+                                          clip + AdamW step + bias update (+ reading loss and norm)
 """
 import json
 import sys
@@ -18,7 +30,7 @@ import time
 
 import torch
 
-from model_ref import build
+from model_ref import ExpertLoad, build, weight_decay_groups
 from peer_torch import blas_core
 
 
@@ -137,6 +149,81 @@ def op_counts():
     }
 
 
+def train_setup(req):
+    model = state["model"]
+    state["opt"] = torch.optim.AdamW(
+        weight_decay_groups(model, req["weight_decay"]),
+        lr=req["lr"],
+        betas=tuple(req["betas"]),
+        eps=req["eps"],
+        foreach=True,
+    )
+    state["load"] = ExpertLoad(model)
+    state["params"] = [p for p in model.parameters() if p.requires_grad]
+    state["clip"] = req["clip"]
+    state["gamma"] = req["gamma"]
+    groups = state["opt"].param_groups
+    return {"groups": [len(g["params"]) for g in groups], "weight_decay": [g["weight_decay"] for g in groups]}
+
+
+def optimizer_step():
+    """One pretraining step as bench/train.ts trainStep: grads set to none, forward + loss,
+    backward, clip to the max norm, AdamW step, the bias update, and the loss and the gradient norm
+    read as numbers (what a training loop logs). Returns (loss, norm, [t_fwd, t_bwd, t_opt])."""
+    model, ids, targets, opt = state["model"], state["ids"], state["targets"], state["opt"]
+    t0 = time.perf_counter()
+    zero_grads(model)
+    r = model.loss(ids, targets)
+    t1 = time.perf_counter()
+    r["loss"].backward()
+    t2 = time.perf_counter()
+    norm = torch.nn.utils.clip_grad_norm_(state["params"], state["clip"])
+    opt.step()
+    state["load"].update_bias(state["gamma"])
+    loss = r["loss"].item()
+    norm = norm.item()
+    del r  # the step's remaining tensors go now, as at the end of the TypeScript step's tidy()
+    t3 = time.perf_counter()
+    return loss, norm, [t1 - t0, t2 - t1, t3 - t2]
+
+
+def train_check(steps):
+    model, ids, targets = state["model"], state["ids"], state["targets"]
+    state["load"].reset()
+    losses, norms = [], []
+    for _ in range(steps):
+        loss, norm, _t = optimizer_step()
+        losses.append(loss)
+        norms.append(norm)
+    zero_grads(model)
+    with torch.no_grad():
+        r = model.loss(ids, targets)
+    state["load"].reset()  # that forward's routing must not move the bias
+    with torch.no_grad():
+        sq = sum(p.double().square().sum().item() for p in model.parameters())
+    return {
+        "losses": losses,
+        "grad_norms": norms,
+        "loss_after": r["loss"].item(),
+        "lm_loss_after": r["lm_loss"].item(),
+        "biases": [g.e_score_correction_bias.tolist() for g in state["load"].gates],
+        "param_norm": sq ** 0.5,
+    }
+
+
+def train_timed(warmup, steps):
+    for _ in range(warmup):
+        optimizer_step()
+    fwd, bwd, opt = [], [], []
+    for _ in range(steps):
+        _loss, _norm, t = optimizer_step()
+        fwd.append(t[0])
+        bwd.append(t[1])
+        opt.append(t[2])
+    zero_grads(state["model"])
+    return {"fwd": fwd, "bwd": bwd, "opt": opt}
+
+
 def main():
     for line in sys.stdin:
         req = json.loads(line)
@@ -170,6 +257,12 @@ def main():
                 out = timed(req.get("warmup", 1), req["steps"])
             elif cmd == "ops":
                 out = op_counts()
+            elif cmd == "train_setup":
+                out = train_setup(req)
+            elif cmd == "train_check":
+                out = train_check(req["steps"])
+            elif cmd == "train_time":
+                out = train_timed(req.get("warmup", 0), req["steps"])
             elif cmd == "quit":
                 break
             else:

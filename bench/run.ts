@@ -11,7 +11,7 @@ export type BenchMain = (args: string[]) => Promise<Record<string, unknown>>;
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...args] = process.argv.slice(2);
 const available = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && !['run.ts', 'peer.ts'].includes(f))
+  .filter((f) => f.endsWith('.ts') && !['run.ts', 'peer.ts', 'common.ts'].includes(f))
   .map((f) => f.slice(0, -3));
 if (!name || !available.includes(name)) {
   console.error(`usage: npm run bench -- NAME   (NAME: ${available.join(', ')})`);

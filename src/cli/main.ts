@@ -13,6 +13,7 @@ import { countParameters, kvCacheFigures } from '../model/params.ts';
 import { formatCount } from './format.ts';
 import { registerTokenizerCommands } from './tokenizer.ts';
 import { registerDataCommands } from './data.ts';
+import { registerTrainCommands } from './train.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -112,6 +113,7 @@ program
 
 registerTokenizerCommands(program);
 registerDataCommands(program);
+registerTrainCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@
  * promise atomic, crash-safe output (safetensors, checkpoints). Knows nothing of file formats.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** Writes all of `bytes` at the current position of `fd` (writeSync may write less than asked). */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
@@ -32,4 +33,17 @@ export function syncDir(dir: string): void {
   } catch {
     // not every platform or file system allows fsync on a directory
   }
+}
+
+/** Writes `text` to `file` atomically: a temporary file beside it, fsynced, then renamed over it. */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  try {
+    writeFileDurable(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDir(path.dirname(file));
 }

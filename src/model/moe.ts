@@ -174,7 +174,7 @@ export class MoE extends Module {
     if (this.shared_experts) y = y.add(this.shared_experts.forward(flat));
 
     this.lastLoad = counts;
-    for (let e = 0; e < E; e++) this.accumulated[e] += counts[e];
+    if (this.training) for (let e = 0; e < E; e++) this.accumulated[e] += counts[e]; // evaluation passes do not move the bias
 
     const auxLoss = this.training && this.alpha > 0 ? this.balanceLoss(scores, indices, shape[0], T) : null;
     return { out: y.reshape(shape), auxLoss };

@@ -1,0 +1,120 @@
+/**
+ * Shared by the benchmarks that time the `small` DeepSeek-V3 against its PyTorch reference
+ * (bench/model.ts: forward + backward; bench/train.ts: the whole pretraining step): option parsing,
+ * the peer's set-up with the fairness check (same threads, same OpenBLAS core), and the model whose
+ * weights and token batch both sides share. Not a benchmark itself (bench/run.ts skips it).
+ */
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Generator, getNumThreads, noGrad, randint, randn, runtimeInfo, tensor, tidy, type RuntimeInfo, type Tensor } from '../src/core/index.ts';
+import { saveSafetensors } from '../src/io/safetensors.ts';
+import { type ModelConfig, loadPreset } from '../src/model/config.ts';
+import { DeepSeekV3 } from '../src/model/transformer.ts';
+import { Peer } from './peer.ts';
+
+export const PRESET = 'small';
+export const CONFIG_FILE = 'src/model/presets/small.json';
+
+export interface Setup {
+  torch: string;
+  threads: number;
+  interop_threads: number;
+  blas_core: string | null;
+  blas_threads: number | null;
+}
+
+export function numArg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer, got ${args[i + 1]}`);
+  return v;
+}
+
+export function relDiff(a: number, b: number): number {
+  return Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-30);
+}
+
+export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+export const ms = (s: number): number => +(s * 1e3).toFixed(1);
+
+/** The PyTorch peer (bench/peer_model.py on Debian's python3-torch). */
+export function modelPeer(root: string): Peer {
+  return new Peer('/usr/bin/python3', [join(root, 'bench', 'peer_model.py')], { ...process.env, PYTHONUNBUFFERED: '1' });
+}
+
+export interface PeerSetup {
+  setup: Setup;
+  info: RuntimeInfo;
+  threads: number;
+  waitPolicy: string | null;
+}
+
+/**
+ * Gives the peer tinyseek's intra-op thread count, prints both sides' threads and BLAS, and stops
+ * unless both run the same thread count and OpenBLAS core type.
+ */
+export async function setUpPeer(peer: Peer): Promise<PeerSetup> {
+  const info = runtimeInfo();
+  const threads = getNumThreads();
+  const setup = await peer.request<Setup>({ cmd: 'setup', threads });
+  console.log(`tinyseek: libtorch ${info.torchVersion}, ${threads} threads, OpenBLAS core ${info.openblasCore} (${info.blasChoice.source})`);
+  console.log(`pytorch:  torch ${setup.torch}, ${setup.threads} threads (inter-op ${setup.interop_threads}), OpenBLAS core ${setup.blas_core}`);
+  console.log(`OpenBLAS's own thread pool: ${info.openblasThreads} threads (tinyseek), ${setup.blas_threads} (PyTorch)`);
+  if (setup.threads !== threads || setup.blas_core !== info.openblasCore) {
+    throw new Error('the comparison would be unfair: thread counts or BLAS core types differ');
+  }
+  console.log(`OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'} on both sides`);
+  const waitPolicy = process.env.OMP_WAIT_POLICY ?? null;
+  if (threads > 1 && (info.openblasThreads ?? 1) > 1 && threads >= availableParallelism() && !waitPolicy) {
+    console.log(
+      `note: ${threads} OpenMP threads (spin-waiting: OMP_WAIT_POLICY unset) and OpenBLAS's own ${info.openblasThreads} threads share ` +
+        `${availableParallelism()} cores; both sides oversubscribe and run slowly and noisily (OMP_WAIT_POLICY=PASSIVE, or TINYSEEK_THREADS=1, avoids it)`,
+    );
+  }
+  return { setup, info, threads, waitPolicy };
+}
+
+export interface SharedModel {
+  cfg: ModelConfig;
+  model: DeepSeekV3;
+  /** (B, S) int64, kept. */
+  ids: Tensor;
+  /** (B, S) int64, kept. */
+  targets: Tensor;
+  /** Parameters of the model (with MTP). */
+  params: number;
+}
+
+/**
+ * The `small` model (seed 0) with a random, nonzero selection bias (so that the biased
+ * group-limited routing is exercised), a random (B, S+1) token batch, both written to `dir` and
+ * loaded by the peer; stops unless both sides count the same parameters.
+ */
+export async function sharedModel(peer: Peer, root: string, dir: string, B: number, S: number): Promise<SharedModel> {
+  const cfg = loadPreset(PRESET);
+  const V = cfg.vocab_size;
+  const gen = new Generator(0);
+  const model = new DeepSeekV3(cfg, { seed: 0 });
+  // A nonzero selection bias, so that the biased group-limited routing is part of the check.
+  noGrad(() =>
+    tidy(() => {
+      for (const m of model.moeLayers()) m.gate.bias?.copy_(randn([m.gate.nExperts], { generator: gen }).mul(0.1));
+    }),
+  );
+  const rows = tidy(() => randint(0, V, [B, S + 1], { generator: gen }).tolist()) as number[][];
+  const idsRows = rows.map((r) => r.slice(0, S));
+  const targetRows = rows.map((r) => r.slice(1));
+  const ids = tensor(idsRows, { dtype: 'int64' }).keep();
+  const targets = tensor(targetRows, { dtype: 'int64' }).keep();
+  const weightsFile = join(dir, 'model.safetensors');
+  const batchFile = join(dir, 'batch.json');
+  await saveSafetensors(weightsFile, model.stateDict());
+  writeFileSync(batchFile, JSON.stringify({ ids: idsRows, targets: targetRows }));
+  const loaded = await peer.request<{ parameters: number }>({ cmd: 'load', config: join(root, CONFIG_FILE), weights: weightsFile, batch: batchFile });
+  const params = model.numParameters();
+  if (loaded.parameters !== params) throw new Error(`parameter counts differ: tinyseek ${params}, PyTorch ${loaded.parameters}`);
+  console.log(`preset ${PRESET}: ${params.toLocaleString('en')} parameters (with MTP); batch ${B} × ${S} tokens = ${B * S} tokens per step`);
+  return { cfg, model, ids, targets, params };
+}

@@ -1,0 +1,164 @@
+/**
+ * Training checkpoints: everything needed to continue a run exactly where it stopped.
+ *
+ *   <run>/checkpoints/step-000200/
+ *       model/              the model in the Hugging Face layout (config.json, model.safetensors)
+ *                           plus tokenizer.json: loadable on its own by eval, RL and the server
+ *       optimizer.safetensors  AdamW moments, keyed "<param index>.exp_avg" / ".exp_avg_sq"
+ *       trainer.json        step, optimizer steps and hyper-parameters, data position, RNG state,
+ *                           tokens seen, the effective config
+ *   <run>/checkpoints/latest.json   {"step": 200, "dir": "step-000200"}
+ *
+ * The aux-loss-free bias terms are part of the model's state dict (e_score_correction_bias).
+ *
+ * Crash safety: a checkpoint is written into a hidden temporary directory, fsynced, and renamed to
+ * its final name; only then is latest.json replaced (temp file + rename). A process killed at any
+ * moment (SIGKILL included) leaves latest.json pointing at a complete checkpoint — the previous one
+ * if the new one was not finished. Stale temporary directories are removed by the next save.
+ *
+ * This module knows files and state; it does not run training.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Tensor } from '../core/index.ts';
+import { SafetensorsFile, saveSafetensors } from '../io/safetensors.ts';
+import { syncDir, writeFileAtomic, writeFileDurable } from '../io/durable.ts';
+import { loadWeightsInto, saveCheckpoint } from '../model/checkpoint.ts';
+import type { DeepSeekV3 } from '../model/transformer.ts';
+import type { AdamW, AdamWState } from '../nn/index.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+
+export const TRAINER_FILE = 'trainer.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const MODEL_DIR = 'model';
+export const LATEST_FILE = 'latest.json';
+
+/** What trainer.json holds besides the tensors. */
+export interface TrainerState {
+  version: 1;
+  kind: string;
+  /** Optimizer steps completed. */
+  step: number;
+  tokensSeen: number;
+  /** Seconds of training so far (across resumes). */
+  elapsed: number;
+  /** The data loader's position (plain JSON from loader.state()). */
+  data: unknown;
+  /** Other RNG streams the run owns (plain JSON). */
+  rng: unknown;
+  /** AdamW: per-parameter step counts and per-group hyper-parameters. */
+  optimizer: Omit<AdamWState, 'expAvg' | 'expAvgSq'>;
+  /** The effective training config of the run. */
+  config: unknown;
+}
+
+export function checkpointsDir(runDir: string): string {
+  return path.join(runDir, 'checkpoints');
+}
+
+export function stepDirName(step: number): string {
+  return `step-${String(step).padStart(6, '0')}`;
+}
+
+export interface SaveTrainingOptions {
+  model: DeepSeekV3;
+  optimizer: AdamW;
+  tokenizer: Tokenizer;
+  state: Omit<TrainerState, 'optimizer' | 'version'>;
+  /** Step checkpoints to keep (older ones are removed after a successful save). */
+  keep: number;
+}
+
+function removeStaleTemps(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (name.startsWith('.step-') && name.includes('.tmp-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Writes a complete checkpoint for state.step and points latest.json at it. Returns its directory. */
+export async function saveTrainingCheckpoint(runDir: string, o: SaveTrainingOptions): Promise<string> {
+  const root = checkpointsDir(runDir);
+  fs.mkdirSync(root, { recursive: true });
+  removeStaleTemps(root);
+  const name = stepDirName(o.state.step);
+  const tmp = path.join(root, `.${name}.tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  try {
+    await saveCheckpoint(path.join(tmp, MODEL_DIR), o.model);
+    o.tokenizer.save(path.join(tmp, MODEL_DIR, 'tokenizer.json'));
+    const opt = o.optimizer.stateDict();
+    const tensors = new Map<string, Tensor>();
+    opt.expAvg.forEach((t, i) => {
+      if (t) tensors.set(`${i}.exp_avg`, t);
+    });
+    opt.expAvgSq.forEach((t, i) => {
+      if (t) tensors.set(`${i}.exp_avg_sq`, t);
+    });
+    await saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors);
+    const state: TrainerState = { version: 1, ...o.state, optimizer: { groups: opt.groups, steps: opt.steps } };
+    writeFileDurable(path.join(tmp, TRAINER_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    syncDir(tmp);
+    const final = path.join(root, name);
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(tmp, final);
+    syncDir(root);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  writeFileAtomic(path.join(root, LATEST_FILE), `${JSON.stringify({ step: o.state.step, dir: name })}\n`);
+  pruneCheckpoints(root, o.keep, name);
+  return path.join(root, name);
+}
+
+function pruneCheckpoints(root: string, keep: number, current: string): void {
+  const steps = fs
+    .readdirSync(root)
+    .filter((n) => /^step-\d{6,}$/.test(n))
+    .sort();
+  const old = steps.filter((n) => n !== current).slice(0, Math.max(0, steps.length - keep));
+  for (const n of old) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+}
+
+/** The directory latest.json points at, or null when the run has no checkpoint yet. */
+export function latestCheckpoint(runDir: string): { dir: string; step: number } | null {
+  const root = checkpointsDir(runDir);
+  const file = path.join(root, LATEST_FILE);
+  if (!fs.existsSync(file)) return null;
+  let latest: { step?: unknown; dir?: unknown };
+  try {
+    latest = JSON.parse(fs.readFileSync(file, 'utf8')) as { step?: unknown; dir?: unknown };
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message}); point it at a complete checkpoint directory in ${root}`);
+  }
+  if (typeof latest.dir !== 'string' || typeof latest.step !== 'number') throw new Error(`${file} must hold {"step": n, "dir": "step-…"}`);
+  const dir = path.join(root, latest.dir);
+  if (!fs.existsSync(path.join(dir, TRAINER_FILE))) throw new Error(`${file} points at ${dir}, which has no ${TRAINER_FILE}`);
+  return { dir, step: latest.step };
+}
+
+export function readTrainerState(dir: string): TrainerState {
+  const file = path.join(dir, TRAINER_FILE);
+  const s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainerState;
+  if (s.version !== 1 || typeof s.step !== 'number') throw new Error(`${file}: not a tinyseek trainer state (version ${String(s.version)})`);
+  return s;
+}
+
+/** Loads weights and optimizer state of a checkpoint into an existing model and optimizer. */
+export function restoreTrainingCheckpoint(dir: string, model: DeepSeekV3, optimizer: AdamW): TrainerState {
+  const state = readTrainerState(dir);
+  loadWeightsInto(model, path.join(dir, MODEL_DIR));
+  const f = SafetensorsFile.open(path.join(dir, OPTIMIZER_FILE));
+  try {
+    const n = state.optimizer.steps.length;
+    const read = (key: string): Tensor | null => (f.has(key) ? f.read(key) : null);
+    const expAvg = Array.from({ length: n }, (_, i) => read(`${i}.exp_avg`));
+    const expAvgSq = Array.from({ length: n }, (_, i) => read(`${i}.exp_avg_sq`));
+    optimizer.loadStateDict({ ...state.optimizer, expAvg, expAvgSq });
+    for (const t of [...expAvg, ...expAvgSq]) t?.dispose();
+  } finally {
+    f.close();
+  }
+  return state;
+}

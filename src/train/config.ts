@@ -1,0 +1,133 @@
+/**
+ * Training configuration for `tinyseek pretrain` and `tinyseek sft`: a zod schema whose every field
+ * says what it is for, JSON presets beside it, validated once where a run starts. Flags on the
+ * command line override the file; the effective config is written into the run directory, and a
+ * resumed run must match it.
+ *
+ * This module knows hyper-parameters, not tensors.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { CorpusConfig } from '../data/index.ts';
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+export const OptimConfig = z
+  .object({
+    lr: z.number().positive().describe('peak learning rate'),
+    minLr: z.number().nonnegative().describe('learning rate at the end of the decay'),
+    weightDecay: z.number().nonnegative().describe('decoupled weight decay on matrices (not on norms or the bias)'),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
+    eps: z.number().positive().default(1e-8),
+    clipNorm: z.number().positive().describe('max global gradient norm'),
+    schedule: z.enum(['cosine', 'wsd']).describe('warmup + cosine, or warmup-stable-decay'),
+    warmupSteps: nonNegInt,
+    decayFraction: z.number().gt(0).max(1).default(0.2).describe('wsd only: share of the run spent decaying'),
+  })
+  .strict();
+
+export const BalanceMode = z.enum(['aux_free', 'aux_loss', 'none']).describe(
+  "aux_free: DeepSeek-V3's bias update (γ); aux_loss: a conventional balance loss with weight alpha, no bias; none: neither",
+);
+
+const common = {
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').describe('run name: the run lives in <runsDir>/<name>'),
+  runsDir: z.string().min(1).default('runs'),
+  seed: nonNegInt.describe('seeds model init and data order'),
+  steps: posInt.describe('optimizer steps'),
+  batchSize: posInt.describe('sequences per micro-batch'),
+  gradAccum: posInt.default(1).describe('micro-batches per optimizer step'),
+  seqLen: posInt.describe('tokens per sequence'),
+  optim: OptimConfig,
+  mtpWeight: z.number().min(0).default(0.3).describe('λ of the MTP loss (DeepSeek-V3: 0.3, then 0.1)'),
+  balance: BalanceMode.default('aux_free'),
+  biasUpdateSpeed: z.number().min(0).default(0.001).describe('γ of the aux-loss-free bias update'),
+  biasFreezeFraction: z.number().min(0).max(1).default(0.1).describe('γ is 0 over this final share of the run (V3 froze it near the end)'),
+  auxLossAlpha: z.number().min(0).default(0.01).describe("balance: 'aux_loss' — weight of the balance loss"),
+  evalEvery: posInt.describe('steps between evaluations (validation loss, bits per byte, samples)'),
+  evalBatches: posInt.default(8).describe('validation micro-batches per evaluation'),
+  sampleCount: nonNegInt.default(2).describe('held-out prompts to generate from at each evaluation'),
+  sampleTokens: posInt.default(96).describe('max new tokens of each sample'),
+  checkpointEvery: posInt.describe('steps between checkpoints (also on Ctrl-C and at the end)'),
+  keepCheckpoints: posInt.default(2).describe('how many step checkpoints to keep'),
+  logEvery: posInt.default(10).describe('steps between plain log lines when stdout is not a terminal'),
+};
+
+export const PretrainConfig = z
+  .object({
+    ...common,
+    model: z.string().describe('a preset name (tiny, small, gpt, …) or a config.json path'),
+    modelOverrides: z.record(z.string(), z.unknown()).default({}).describe('config.json keys to change (ablations)'),
+    vocabSize: posInt.describe('BPE vocabulary size (the model config follows it)'),
+    corpus: CorpusConfig.default(CorpusConfig.parse({})).describe('the synthetic base corpus'),
+    trainDocuments: posInt.describe('corpus documents to train on'),
+    valDocuments: posInt.describe('documents of the validation set (drawn from a separate seed)'),
+  })
+  .strict()
+  .refine((c) => c.optim.warmupSteps < c.steps, { message: 'optim.warmupSteps must be below steps', path: ['optim', 'warmupSteps'] })
+  .refine((c) => c.optim.minLr <= c.optim.lr, { message: 'optim.minLr must not exceed optim.lr', path: ['optim', 'minLr'] });
+
+export type PretrainConfig = z.output<typeof PretrainConfig>;
+
+export const SftConfig = z
+  .object({
+    ...common,
+    from: z.string().min(1).describe('the checkpoint to fine-tune (a directory with config.json, weights and tokenizer.json)'),
+    data: z
+      .union([z.literal('corpus'), z.string().min(1)])
+      .describe("'corpus': conversations built from the corpus's correct, self-checked solutions; or a JSONL file of {messages: [...]}"),
+    examples: posInt.default(4000).describe("'corpus' data: conversations to build"),
+    valFraction: z.number().gt(0).lt(1).default(0.05),
+  })
+  .strict()
+  .refine((c) => c.optim.warmupSteps < c.steps, { message: 'optim.warmupSteps must be below steps', path: ['optim', 'warmupSteps'] });
+
+export type SftConfig = z.output<typeof SftConfig>;
+
+export class TrainConfigError extends Error {
+  constructor(source: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]) {
+    super(`invalid training config (${source}):\n${issues.map((i) => `  ${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('\n')}`);
+    this.name = 'TrainConfigError';
+  }
+}
+
+const presetDir = join(dirname(fileURLToPath(import.meta.url)), 'presets');
+
+export function readJsonObject(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: expected a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/** Deep-merges plain objects (arrays and scalars replace). */
+export function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export function presetPath(name: string): string {
+  return join(presetDir, `${name}.json`);
+}
+
+/** Base preset (by name or file), merged with overrides, validated. */
+export function resolveConfig<S extends z.ZodType>(schema: S, base: string, overrides: Record<string, unknown>, source: string): z.output<S> {
+  const raw = base.endsWith('.json') ? readJsonObject(base) : readJsonObject(presetPath(base));
+  const r = schema.safeParse(merge(raw, overrides));
+  if (!r.success) throw new TrainConfigError(source, r.error.issues);
+  return r.data;
+}

@@ -1,0 +1,145 @@
+/**
+ * Data for pretraining, prepared once and cached: the synthetic corpus (train documents 0..N-1,
+ * validation documents from a separate index range, so none is seen in training), a BPE tokenizer
+ * trained on the train documents, and both sets tokenized and packed.
+ *
+ * The cache lives in <runsDir>/cache/pretrain-data-<key>/, the key hashing everything that shapes
+ * the data (corpus config, vocabulary size, document counts, sequence length). A rerun with the same
+ * settings loads it in a second; the directory is written whole into a temporary name and renamed.
+ *
+ * It knows text, tokens and files; not models.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type CorpusConfig, type PackedCorpus, corpusDocument, encodeDocument, packDocuments } from '../data/index.ts';
+import { syncDir, writeAllSync, writeFileDurable } from '../io/durable.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+
+/** Validation documents are corpus documents VAL_OFFSET + i: never among the training documents. */
+export const VAL_OFFSET = 1_000_000_000;
+
+export interface DataSpec {
+  corpus: CorpusConfig;
+  vocabSize: number;
+  trainDocuments: number;
+  valDocuments: number;
+  seqLen: number;
+}
+
+export interface PreparedData {
+  tokenizer: Tokenizer;
+  train: PackedCorpus;
+  val: PackedCorpus;
+  dir: string;
+  /** Whether it came from the cache. */
+  cached: boolean;
+}
+
+/** Documents used to train the tokenizer (more adds time, hardly any quality at these sizes). */
+const TOKENIZER_DOCUMENTS = 20_000;
+
+export function dataKey(spec: DataSpec): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ v: 1, ...spec }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+function writeStream(file: string, stream: Int32Array): void {
+  const fd = fs.openSync(file, 'wx');
+  try {
+    writeAllSync(fd, new Uint8Array(stream.buffer, stream.byteOffset, stream.byteLength));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readStream(file: string): Int32Array {
+  const b = fs.readFileSync(file);
+  if (b.byteLength % 4 !== 0) throw new Error(`${file} is truncated (${b.byteLength} bytes); delete the cache directory to rebuild it`);
+  const out = new Int32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+interface StreamMeta {
+  documents: number;
+  tokens: number;
+}
+
+function packed(stream: Int32Array, meta: StreamMeta, seqLen: number, tok: Tokenizer): PackedCorpus {
+  const T = seqLen;
+  const numSequences = stream.length >= T + 1 ? Math.floor((stream.length - 1) / T) : 0;
+  const used = numSequences === 0 ? 0 : numSequences * T + 1;
+  return {
+    seqLen: T,
+    stream,
+    numSequences,
+    documents: meta.documents,
+    droppedTokens: stream.length - used,
+    bos: tok.special.bos,
+    eos: tok.special.eos,
+    crossDocument: 'keep',
+  };
+}
+
+export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: string) => void): PreparedData {
+  const key = dataKey(spec);
+  const dir = path.join(runsDir, 'cache', `pretrain-data-${key}`);
+  const done = path.join(dir, 'data.json');
+  if (fs.existsSync(done)) {
+    const meta = JSON.parse(fs.readFileSync(done, 'utf8')) as { train: StreamMeta; val: StreamMeta };
+    const tokenizer = Tokenizer.load(path.join(dir, 'tokenizer.json'));
+    const train = packed(readStream(path.join(dir, 'train.bin')), meta.train, spec.seqLen, tokenizer);
+    const val = packed(readStream(path.join(dir, 'val.bin')), meta.val, spec.seqLen, tokenizer);
+    log(`data: cached in ${dir} (${meta.train.tokens} train tokens, ${meta.val.tokens} validation tokens, vocabulary ${tokenizer.vocabSize})`);
+    return { tokenizer, train, val, dir, cached: true };
+  }
+
+  const t0 = performance.now();
+  const trainTexts: string[] = [];
+  for (let i = 0; i < spec.trainDocuments; i++) trainTexts.push(corpusDocument(spec.corpus, i).text);
+  const valTexts: string[] = [];
+  for (let i = 0; i < spec.valDocuments; i++) valTexts.push(corpusDocument(spec.corpus, VAL_OFFSET + i).text);
+  log(`data: generated ${trainTexts.length} train and ${valTexts.length} validation documents (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+
+  const t1 = performance.now();
+  const tokenizer = Tokenizer.train(trainTexts.slice(0, TOKENIZER_DOCUMENTS), { vocabSize: spec.vocabSize });
+  log(`data: trained a ${tokenizer.vocabSize}-token BPE tokenizer (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
+
+  const t2 = performance.now();
+  const train = packDocuments(
+    trainTexts.map((t) => encodeDocument(tokenizer, t)),
+    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos },
+  );
+  const val = packDocuments(
+    valTexts.map((t) => encodeDocument(tokenizer, t)),
+    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos },
+  );
+  log(`data: ${train.stream.length} train tokens (${train.numSequences} sequences of ${spec.seqLen}), ${val.stream.length} validation tokens (${((performance.now() - t2) / 1000).toFixed(1)} s)`);
+
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  try {
+    tokenizer.save(path.join(tmp, 'tokenizer.json'));
+    writeStream(path.join(tmp, 'train.bin'), train.stream);
+    writeStream(path.join(tmp, 'val.bin'), val.stream);
+    const meta = {
+      spec,
+      train: { documents: train.documents, tokens: train.stream.length },
+      val: { documents: val.documents, tokens: val.stream.length },
+    };
+    writeFileDurable(path.join(tmp, 'data.json'), `${JSON.stringify(meta, null, 2)}\n`);
+    syncDir(tmp);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return { tokenizer, train, val, dir, cached: false };
+}

@@ -1,0 +1,195 @@
+/**
+ * `tinyseek pretrain`: the base model on the synthetic corpus.
+ *
+ *   data (cached) → model from a preset (vocabulary = the tokenizer's; balancing as configured) →
+ *   AdamW with decay groups, warmup + cosine or WSD → the loop (loop.ts) with validation loss, bits
+ *   per byte and sample generations every evalEvery steps, checkpoints every checkpointEvery →
+ *   <run>/final/ (the model in the HF layout with its tokenizer) and plots of the run.
+ *
+ * A run lives in <runsDir>/<name>/: config.json (the effective training config), metrics.jsonl,
+ * samples.jsonl, checkpoints/, final/, plots/. `resume` continues from checkpoints/latest.json and
+ * refuses a config that differs in anything but the run-control fields.
+ *
+ * It wires parts together; the parts know nothing of each other.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { z } from 'zod';
+import { type IteratorState, PretrainLoader, toTensor } from '../data/index.ts';
+import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../model/config.ts';
+import { saveCheckpoint } from '../model/checkpoint.ts';
+import { DeepSeekV3 } from '../model/transformer.ts';
+import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
+import type { OptimConfig, PretrainConfig } from './config.ts';
+import { preparePretrainData } from './data-prep.ts';
+import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
+import { type RunSink, openRunSink } from './run-sink.ts';
+import { byteLengthTensor, validate } from './validation.ts';
+
+export const RUN_CONTROL_KEYS = ['steps', 'evalEvery', 'checkpointEvery', 'keepCheckpoints', 'logEvery', 'sampleCount', 'sampleTokens', 'evalBatches'];
+
+export function runDirOf(c: { runsDir: string; name: string }): string {
+  return path.join(c.runsDir, c.name);
+}
+
+/** Keys (dotted) whose values differ between two configs, ignoring the run-control keys. */
+export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  if (!a || !b || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) || Array.isArray(b)) return [prefix || '(root)'];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const out: string[] = [];
+  for (const k of keys) {
+    if (!prefix && RUN_CONTROL_KEYS.includes(k)) continue;
+    out.push(...configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return out;
+}
+
+export function scheduleOf(o: z.output<typeof OptimConfig>, steps: number): Schedule {
+  return o.schedule === 'cosine'
+    ? warmupCosine({ maxLr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, totalSteps: steps })
+    : warmupStableDecay({ maxLr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, totalSteps: steps, decayFraction: o.decayFraction });
+}
+
+/** The model config of a pretraining run: preset or file, overrides, vocabulary, balancing. */
+export function modelConfigFor(c: PretrainConfig, vocabSize: number): ModelConfig {
+  const base: ModelConfig = c.model.endsWith('.json') || fs.existsSync(path.join(c.model, 'config.json')) ? readConfigFile(c.model) : loadPreset(c.model);
+  const raw: Record<string, unknown> = { ...base, ...c.modelOverrides, vocab_size: vocabSize };
+  if (typeof raw.max_position_embeddings === 'number' && raw.max_position_embeddings < c.seqLen) raw.max_position_embeddings = c.seqLen;
+  if (raw.n_routed_experts) {
+    const grouped = typeof raw.n_group === 'number' && raw.n_group > 1;
+    if (c.balance === 'aux_free') {
+      raw.topk_method = 'noaux_tc';
+    } else {
+      raw.topk_method = grouped ? 'group_limited_greedy' : 'greedy';
+      raw.aux_loss_alpha = c.balance === 'aux_loss' ? c.auxLossAlpha : 0;
+    }
+  }
+  return parseConfig(raw, `model for run ${c.name}`);
+}
+
+export function biasGammaOf(c: { balance: string; biasUpdateSpeed: number; biasFreezeFraction: number; steps: number }): (step: number) => number {
+  if (c.balance !== 'aux_free') return () => 0;
+  const freezeAt = Math.floor(c.steps * (1 - c.biasFreezeFraction));
+  return (step) => (step < freezeAt ? c.biasUpdateSpeed : 0);
+}
+
+export interface PretrainResult extends LoopResult {
+  runDir: string;
+  finalDir: string | null;
+  lastEval: MetricRecord | null;
+}
+
+export interface PretrainOptions {
+  resume?: boolean;
+  /** Train this many steps of the run, checkpoint, and stop (continue later with resume). */
+  stopAfter?: number;
+  log?: (s: string) => void;
+  /** Generates sample completions at evaluation (the engine); optional. */
+  samples?: (model: DeepSeekV3, tokenizer: Tokenizer, step: number) => MetricRecord[];
+}
+
+export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Promise<PretrainResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const runDir = runDirOf(c);
+  const configFile = path.join(runDir, 'config.json');
+  const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
+  if (o.resume) {
+    if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
+    const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as unknown;
+    const diff = configDifferences(saved, c);
+    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${RUN_CONTROL_KEYS.join(', ')} may change)`);
+  } else if (latest) {
+    throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
+  }
+  fs.mkdirSync(runDir, { recursive: true });
+  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+
+  const data = preparePretrainData(
+    { corpus: c.corpus, vocabSize: c.vocabSize, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen },
+    c.runsDir,
+    log,
+  );
+  const tok = data.tokenizer;
+  const modelConfig = modelConfigFor(c, tok.vocabSize);
+  const model = new DeepSeekV3(modelConfig, { seed: c.seed });
+  const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
+  const schedule = scheduleOf(c.optim, c.steps);
+  let startStep = 0;
+  let tokensSeen = 0;
+  let elapsed = 0;
+  let dataState: IteratorState | undefined;
+  if (o.resume && latest) {
+    const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
+    startStep = s.step;
+    tokensSeen = s.tokensSeen;
+    elapsed = s.elapsed;
+    dataState = s.data as IteratorState;
+    log(`resumed from ${latest.dir} at step ${startStep}`);
+  }
+  const loader = new PretrainLoader(data.train, { batchSize: c.batchSize, seed: c.seed, resume: dataState });
+  const bytes = byteLengthTensor(tok);
+  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
+  log(
+    `pretrain ${c.name}: ${model.numParameters()} parameters, ${c.steps} steps of ${c.batchSize * c.gradAccum} × ${c.seqLen} tokens, ` +
+      `${data.train.numSequences} training sequences, balance ${c.balance}`,
+  );
+
+  let result: LoopResult;
+  try {
+    result = await runTrainingLoop({
+      model,
+      optimizer,
+      schedule,
+      startStep,
+      steps: c.steps,
+      gradAccum: c.gradAccum,
+      clipNorm: c.optim.clipNorm,
+      mtpWeight: c.mtpWeight,
+      biasGamma: biasGammaOf(c),
+      nextBatch: () => {
+        const b = loader.next();
+        let tokens = 0;
+        for (const t of b.targets) if (t !== -100) tokens++;
+        return { inputs: toTensor({ data: b.inputs, shape: b.shape }), targets: toTensor({ data: b.targets, shape: b.shape }), tokens };
+      },
+      evalEvery: c.evalEvery,
+      evaluate: async (step) => {
+        const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
+        sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
+        if (o.samples && c.sampleCount > 0) for (const s of o.samples(model, tok, step)) sink.sample({ step, ...s });
+        return r;
+      },
+      checkpointEvery: c.checkpointEvery,
+      save: (step, extra) => {
+        sink.flush();
+        return saveTrainingCheckpoint(runDir, {
+          model,
+          optimizer,
+          tokenizer: tok,
+          keep: c.keepCheckpoints,
+          state: { kind: 'pretrain', step, tokensSeen: extra.tokensSeen, elapsed: extra.elapsed, data: loader.state(), rng: null, config: c },
+        });
+      },
+      sink,
+      tokensSeen,
+      elapsed,
+      lastCheckpoint: latest?.dir ?? null,
+      stopAfter: o.stopAfter,
+    });
+  } finally {
+    sink.close();
+  }
+
+  let finalDir: string | null = null;
+  if (result.stoppedBy === 'done') {
+    finalDir = path.join(runDir, 'final');
+    await saveCheckpoint(finalDir, model);
+    tok.save(path.join(finalDir, 'tokenizer.json'));
+    log(`final model: ${finalDir}`);
+  }
+  await sink.plot();
+  return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
+}
