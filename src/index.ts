@@ -10,3 +10,5 @@ export { countParameters, kvCacheFigures, tensorSpecs } from './model/params.ts'
 export { saveCheckpoint, loadCheckpoint, loadWeightsInto, CheckpointError } from './model/checkpoint.ts';
 export * from './tokenizer/index.ts';
 export * as data from './data/index.ts';
+export * as engine from './engine/index.ts';
+export * as evaluation from './eval/index.ts';

@@ -14,6 +14,7 @@ import { formatCount } from './format.ts';
 import { registerTokenizerCommands } from './tokenizer.ts';
 import { registerDataCommands } from './data.ts';
 import { registerTrainCommands } from './train.ts';
+import { registerEvalCommands } from './eval.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -114,6 +115,7 @@ program
 registerTokenizerCommands(program);
 registerDataCommands(program);
 registerTrainCommands(program);
+registerEvalCommands(program);
 
 try {
   await program.parseAsync(process.argv);

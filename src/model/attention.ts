@@ -15,7 +15,7 @@
  *
  * This module knows one layer's attention and its cache slots; not the model or sampling.
  */
-import { type Generator, type Tensor, cat, einsum, empty, full } from '../core/index.ts';
+import { type Generator, type Tensor, arange, cat, einsum, empty, full, zeros } from '../core/index.ts';
 import { Linear, Module, RMSNorm } from '../nn/index.ts';
 import { type ModelConfig, kvHeads, qkHeadDim, softmaxScale, vHeadDim } from './config.ts';
 import { applyRotary } from './rope.ts';
@@ -33,11 +33,16 @@ export interface LayerCache {
 }
 
 export interface AttentionContext {
-  /** (S, 1, R/2) rotary tables at the new positions. */
+  /** (S, 1, R/2) rotary tables at the new positions, or (B, S, 1, R/2) with per-row positions. */
   cos: Tensor;
   sin: Tensor;
   /** (S, T) additive mask (0 or -inf), or null when every position may attend to all of T. */
   mask: Tensor | null;
+  /**
+   * (B, 1, S, T) additive mask per row (causality plus key padding: paddedCausalMask); when set it
+   * replaces `mask`. Absent on the plain path.
+   */
+  batchMask?: Tensor | null;
   /** First new position (= tokens already in the cache). */
   startPos: number;
   cache: LayerCache | null;
@@ -140,7 +145,7 @@ export class MLA extends Module {
     }
     const qh = cat([qNope, qPe], -1).transpose(1, 2); // (B, H, S, nope+R)
     const scores = qh.matmul(k.permute([0, 2, 3, 1])); // (B, H, S, T)
-    const probs = attentionProbs(scores, this.scale, ctx.mask);
+    const probs = attentionProbs(scores, this.scale, ctx.batchMask ?? ctx.mask);
     const o = probs.matmul(v.transpose(1, 2)); // (B, H, S, v)
     return o.transpose(1, 2).reshape([B, S, H * this.vDim]);
   }
@@ -156,7 +161,8 @@ export class MLA extends Module {
       pe = writeCache(ctx.cache.kpe!, pe, ctx.startPos); // (B, T, R)
     }
     const scores = einsum('bshc,btc->bsht', qLat, lat).add(einsum('bshr,btr->bsht', qPe, pe)); // (B, S, H, T)
-    const probs = attentionProbs(scores, this.scale, ctx.mask ? ctx.mask.unsqueeze(1) : null); // (B, S, H, T)
+    const mask = ctx.batchMask ? ctx.batchMask.transpose(1, 2) : ctx.mask ? ctx.mask.unsqueeze(1) : null; // (B, S, 1, T) or (S, 1, T)
+    const probs = attentionProbs(scores, this.scale, mask); // (B, S, H, T)
     const oLat = einsum('bsht,btc->bshc', probs, lat); // (B, S, H, C)
     const o = einsum('bshc,hdc->bshd', oLat, w.narrow(1, this.nope, this.vDim)); // (B, S, H, v)
     return o.reshape([B, S, H * this.vDim]);
@@ -214,7 +220,7 @@ export class MHA extends Module {
       v = v.unsqueeze(3).expand([B, T, G, H / G, hd]).reshape([B, T, H, hd]);
     }
     const scores = q.transpose(1, 2).matmul(k.permute([0, 2, 3, 1])); // (B, H, S, T)
-    const probs = attentionProbs(scores, this.scale, ctx.mask);
+    const probs = attentionProbs(scores, this.scale, ctx.batchMask ?? ctx.mask);
     const o = probs.matmul(v.transpose(1, 2)); // (B, H, S, hd)
     return this.o_proj.forward(o.transpose(1, 2).reshape([B, S, H * hd]));
   }
@@ -224,4 +230,23 @@ export class MHA extends Module {
 export function causalMask(S: number, start: number, like?: Tensor): Tensor | null {
   if (S === 1) return null;
   return full([S, start + S], Number.NEGATIVE_INFINITY, { dtype: 'float32', device: like?.device }).triu(start + 1);
+}
+
+/**
+ * The (B, 1, S, T) additive mask for S new positions after `start` cached ones when some key
+ * columns hold padding (`keyPadding` (B, ≥ T) bool, true at padding; columns 0..T-1 are read).
+ * The query in column q = start + s may attend to key column t ≤ q unless t is padding; a padding
+ * query attends to itself only. Its output is never used, but it must stay finite: a row masked
+ * entirely would give NaN, which the layer would write into the cache for that column, and a NaN
+ * key poisons every later score (NaN + -inf is NaN) even under the mask.
+ */
+export function paddedCausalMask(keyPadding: Tensor, S: number, start: number, like: Tensor): Tensor {
+  const B = keyPadding.shape[0];
+  const T = start + S;
+  const device = like.device;
+  const keys = arange(0, T, 1, { device }).view([1, T]); // (1, T) key columns
+  const queries = arange(start, T, 1, { device }).view([S, 1]); // (S, 1) query columns
+  const pad = keyPadding.narrow(1, 0, T).view([B, 1, 1, T]); // (B, 1, 1, T)
+  const blocked = keys.gt(queries).logicalOr(pad.logicalAnd(keys.ne(queries))); // (B, 1, S, T)
+  return zeros([B, 1, S, T], { dtype: 'float32', device }).maskedFill(blocked, Number.NEGATIVE_INFINITY);
 }

@@ -65,7 +65,8 @@ export function ropeTables(c: ModelConfig, dim: number, maxPos: number): RopeTab
 
 /**
  * Rotates x (B, S, H, dim) at positions start..start+S-1 over interleaved pairs.
- * `cos`/`sin` are the rows for those positions, shaped (S, 1, dim/2) for broadcasting.
+ * `cos`/`sin` are the rows for those positions, shaped (S, 1, dim/2) for broadcasting, or
+ * (B, S, 1, dim/2) with per-row positions (ropeRows).
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const shape = x.shape; // (B, S, H, dim)
@@ -75,6 +76,18 @@ export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const outRe = re.mul(cos).sub(im.mul(sin));
   const outIm = re.mul(sin).add(im.mul(cos));
   return stack([outRe, outIm], -1).reshape(shape); // (B, S, H, dim)
+}
+
+/**
+ * The (B, S, 1, dim/2) rows of the tables for per-row positions `positions` (B, S) (an integer
+ * tensor; batched decoding of left-padded prompts, where row b's column c is at position
+ * c − padLeft[b]). Positions must lie in [0, maxPos): libtorch's index check reports others.
+ */
+export function ropeRows(t: RopeTables, positions: Tensor): { cos: Tensor; sin: Tensor } {
+  const [B, S] = positions.shape;
+  const half = t.dim / 2;
+  const flat = positions.reshape([-1]).to({ device: t.cos.device }); // (B·S) on the tables' device
+  return { cos: t.cos.indexSelect(0, flat).view([B, S, 1, half]), sin: t.sin.indexSelect(0, flat).view([B, S, 1, half]) };
 }
 
 /** The (S, 1, dim/2) slices of the tables for positions start..start+S-1. */

@@ -2,7 +2,9 @@
  * The DeepSeek-V3 causal language model: embedding, decoder layers (MLA + dense MLP / DeepSeekMoE),
  * final norm, output head (optionally tied to the embedding), and the MTP modules.
  *
- *   forward(ids)        logits and final hidden states; with a KV cache, the new positions only
+ *   forward(ids)        logits and final hidden states; with a KV cache, the new positions only;
+ *                       optional per-row positions and key padding (batched decoding of
+ *                       left-padded prompts; without them the ops are those of training)
  *   loss(ids, targets)  L_main + (λ/D)·Σ_k L_MTP,k + the balance loss when α > 0
  *
  * Tensor names are Hugging Face's (model.embed_tokens.weight, model.layers.{i}.self_attn.…,
@@ -12,12 +14,12 @@
  */
 import { type DType, type Device, Generator, type Tensor, crossEntropy, noGrad } from '../core/index.ts';
 import { Embedding, Linear, Module, ModuleList, RMSNorm } from '../nn/index.ts';
-import { type AttentionContext, type LayerCache, type MlaImpl, causalMask } from './attention.ts';
+import { type AttentionContext, type LayerCache, type MlaImpl, causalMask, paddedCausalMask } from './attention.ts';
 import { DecoderLayer } from './block.ts';
 import { type ModelConfig, qkHeadDim } from './config.ts';
 import { type ExpertLoad, MoE } from './moe.ts';
 import { MtpLayer } from './mtp.ts';
-import { type RopeTables, ropeSlice, ropeTables } from './rope.ts';
+import { type RopeTables, ropeRows, ropeSlice, ropeTables } from './rope.ts';
 
 /** The key/value cache of every layer for incremental decoding. */
 export interface KVCache {
@@ -33,6 +35,21 @@ export interface ForwardOptions {
   cache?: KVCache | null;
   /** MLA form: 'naive' (default) or 'absorbed'; a cache must have been made for the same form. */
   mla?: MlaImpl;
+  /**
+   * (B, S) integer rotary position of each new token, per row. Default: startPos + s in every row.
+   * Batched decoding of left-padded prompts passes column − padLeft[row] (clamped to 0 on the pads).
+   * Values must lie in [0, max_position_embeddings).
+   */
+  positions?: Tensor;
+  /**
+   * (B, ≥ startPos+S) bool, true at key columns that hold padding (columns 0..startPos+S-1 are
+   * read, so a decoder may pass one buffer for the whole cache). No query attends to a padding key;
+   * a padding query attends to itself only, which keeps its (meaningless) output finite.
+   * Default: no padding (the causal mask alone).
+   */
+  keyPadding?: Tensor;
+  /** 'last': logits of the last column only, (B, 1, V) — what sampling needs. Default 'all'. */
+  logits?: 'all' | 'last';
 }
 
 export interface ForwardOutput {
@@ -116,9 +133,14 @@ export class DeepSeekV3 extends Module {
     return this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
   }
 
-  private context(S: number, startPos: number, cache: LayerCache | null, mla: MlaImpl, like: Tensor): AttentionContext {
-    const { cos, sin } = ropeSlice(this.rope, startPos, S);
+  /**
+   * Rotary rows and mask for S new positions after startPos, shared by the layers. Without
+   * `positions` / `keyPadding` (training, unpadded decoding): position = column, causal mask.
+   */
+  private context(S: number, startPos: number, cache: LayerCache | null, mla: MlaImpl, like: Tensor, positions?: Tensor, keyPadding?: Tensor): AttentionContext {
+    const { cos, sin } = positions ? ropeRows(this.rope, positions) : ropeSlice(this.rope, startPos, S);
     const toLike = (t: Tensor): Tensor => (t.device === like.device && t.dtype === like.dtype ? t : t.to({ dtype: like.dtype, device: like.device }));
+    if (keyPadding) return { cos: toLike(cos), sin: toLike(sin), mask: null, batchMask: paddedCausalMask(keyPadding, S, startPos, like), startPos, cache, mla };
     return { cos: toLike(cos), sin: toLike(sin), mask: causalMask(S, startPos, like), startPos, cache, mla };
   }
 
@@ -131,15 +153,17 @@ export class DeepSeekV3 extends Module {
     if (cache && (cache.batch !== B || (o.mla !== undefined && o.mla !== cache.mla))) {
       throw new TypeError(`the cache was made for batch ${cache.batch} (${cache.mla}); got batch ${B}${o.mla ? ` (${o.mla})` : ''}`);
     }
+    if (o.positions || o.keyPadding) checkBatchOptions(o.positions, o.keyPadding, B, S, startPos);
     let x = this.model.embed_tokens.forward(ids); // (B, S, D)
     let auxLoss: Tensor | null = null;
-    const ctx = this.context(S, startPos, null, mla, x); // rotary rows and mask, shared by the layers
+    const ctx = this.context(S, startPos, null, mla, x, o.positions, o.keyPadding); // rotary rows and mask, shared by the layers
     this.blocks.forEach((layer, i) => {
       const r = layer.forward(x, cache ? { ...ctx, cache: cache.layers[i] } : ctx);
       x = r.out;
       if (r.auxLoss) auxLoss = auxLoss ? auxLoss.add(r.auxLoss) : r.auxLoss;
     });
     const hidden = this.model.norm.forward(x); // (B, S, D)
+    if (o.logits === 'last') return { logits: hidden.narrow(1, S - 1, 1).matmul(this.headWeight().mT), hidden, auxLoss }; // (B, 1, V)
     return { logits: hidden.matmul(this.headWeight().mT), hidden, auxLoss };
   }
 
@@ -207,6 +231,20 @@ export class DeepSeekV3 extends Module {
       maxLen,
       mla,
     }));
+  }
+}
+
+/** Shape checks of the batched-decoding options (metadata reads only, no data). */
+function checkBatchOptions(positions: Tensor | undefined, keyPadding: Tensor | undefined, B: number, S: number, startPos: number): void {
+  if (positions) {
+    const s = positions.shape;
+    if (s.length !== 2 || s[0] !== B || s[1] !== S) throw new TypeError(`positions must be (${B}, ${S}) like ids; got (${s.join(', ')})`);
+  }
+  if (keyPadding) {
+    const m = keyPadding.meta();
+    if (m.dtype !== 'bool' || m.shape.length !== 2 || m.shape[0] !== B || m.shape[1] < startPos + S) {
+      throw new TypeError(`keyPadding must be a bool (${B}, ≥ ${startPos + S}) tensor; got ${m.dtype} (${m.shape.join(', ')})`);
+    }
   }
 }
 

@@ -1,0 +1,8 @@
+/**
+ * Evaluation: pass@1, unbiased pass@k, majority vote and completion statistics of a model on a
+ * reasoning task. The public surface only; evaluate.ts joins the tokenizer, the tasks and the engine.
+ */
+export { evaluate, type EvaluateOptions, type EvalReport, type EvalExample } from './evaluate.ts';
+export { passAtK, meanPassAtK, defaultKs } from './passk.ts';
+export { majorityVote, normaliseAnswer, type Vote } from './vote.ts';
+export { tally, type SampleOutcome, type Figures } from './tally.ts';
