@@ -85,6 +85,25 @@ describe('tinyseek doctor', () => {
   });
 });
 
+describe('the main job', () => {
+  test('pretrains, evaluates the base model, and a rerun reuses both', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tinyseek-pipeline-'));
+    try {
+      const args = ['pipeline', '--config', 'pretrain-tiny', '--runs-dir', dir, '--steps', '6', '--eval-n', '2'];
+      const first = run(args);
+      assert.equal(first.status, 0, first.stderr);
+      assert.match(first.stdout, /countdown\s+held-out greedy pass@1 [\d.]+%/);
+      assert.ok(existsSync(join(dir, 'pretrain-tiny', 'final', 'model.safetensors')));
+      const second = run(args);
+      assert.equal(second.status, 0, second.stderr);
+      assert.match(second.stdout, /pretraining already done/);
+      assert.match(second.stdout, /evaluation already done/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('tinyseek params', () => {
   test('--preset v3 --json gives total, activated and the KV-cache figure', () => {
     const r = run(['params', '--preset', 'v3', '--json']);
@@ -113,11 +132,11 @@ describe('tinyseek params', () => {
   });
 });
 
-describe('the main job', () => {
+describe('the engine check', () => {
   test('trains, prints a falling loss, and writes weights', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tinyseek-main-'));
     try {
-      const r = run(['pipeline', '--steps', '300', '--out', dir]);
+      const r = run(['engine-check', '--steps', '300', '--out', dir]);
       assert.equal(r.status, 0, r.stderr);
       const losses = [...r.stdout.matchAll(/loss ([\d.]+)/g)].map((m) => Number(m[1]));
       assert.ok(losses.length >= 2 && losses.at(-1)! < losses[0], `loss goes down: ${losses.join(' ')}`);
@@ -132,7 +151,7 @@ describe('the main job', () => {
     try {
       const cfg = join(dir, 'bad.json');
       writeFileSync(cfg, JSON.stringify({ bits: 0, nonsense: 1 }));
-      const r = run(['pipeline', '--config', cfg]);
+      const r = run(['engine-check', '--config', cfg]);
       assert.equal(r.status, 1);
       assert.match(r.stderr, /bits: /);
       assert.match(r.stderr, /nonsense/);

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ZodError } from 'zod';
 import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
 import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
+import { runPipeline } from '../train/pipeline.ts';
 import { runtimeInfo } from '../core/index.ts';
 import { PRESETS, loadPreset, readConfigFile } from '../model/config.ts';
 import { countParameters, kvCacheFigures } from '../model/params.ts';
@@ -60,7 +61,23 @@ program
 
 program
   .command('pipeline', { isDefault: true })
-  .description('the main job on its embedded defaults (for now: the engine check, an MLP that learns to add)')
+  .description('the main job: data and tokenizer, pretraining of the small model, the base model on held-out problems (reruns reuse what is done)')
+  .option('--config <file>', 'pretraining config (a file or preset name; default pretrain-small)')
+  .option('--name <name>', 'run name')
+  .option('--runs-dir <dir>', 'where runs live')
+  .option('--steps <n>', 'pretraining steps', positiveInt)
+  .option('--eval-n <n>', 'held-out problems per task for the evaluation', positiveInt)
+  .action(async (o: { config?: string; name?: string; runsDir?: string; steps?: number; evalN?: number }) => {
+    const overrides: Record<string, unknown> = {};
+    if (o.name !== undefined) overrides.name = o.name;
+    if (o.runsDir !== undefined) overrides.runsDir = o.runsDir;
+    if (o.steps !== undefined) overrides.steps = o.steps;
+    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN });
+  });
+
+program
+  .command('engine-check')
+  .description('the engine end to end in seconds: an MLP learns to add two numbers (loss, held-out accuracy, weights)')
   .option('--config <file>', 'JSON config overriding the embedded defaults')
   .option('--steps <n>', 'training steps', positiveInt)
   .option('--out <dir>', 'output directory')

@@ -176,20 +176,13 @@ export class DeepSeekV3 extends Module {
     const V = this.config.vocab_size;
     const { logits, hidden, auxLoss: mainAux } = this.forward(ids, { mla: o.mla });
     const lmLoss = crossEntropy(logits.reshape([-1, V]), targets.reshape([-1]), { ignoreIndex });
+    const mtp = this.mtpLogits(ids, hidden, o.mla);
     let auxLoss = mainAux;
-    const mtpLosses: Tensor[] = [];
-    const S = ids.shape[1];
-    let prev = hidden; // (B, S, D)
-    this.mtp.forEach((m, j) => {
+    if (mtp.auxLoss) auxLoss = auxLoss ? auxLoss.add(mtp.auxLoss) : mtp.auxLoss;
+    const mtpLosses = mtp.logits.map((logitsK, j) => {
       const k = j + 1;
-      const len = S - k;
-      if (len <= 0) return;
-      const emb = this.model.embed_tokens.forward(ids.narrow(1, k, len)); // (B, S-k, D): Emb(t_{i+k})
-      const r = m.predict(prev.narrow(1, 0, len), emb, this.context(len, 0, null, o.mla ?? 'naive', emb));
-      if (r.auxLoss) auxLoss = auxLoss ? auxLoss.add(r.auxLoss) : r.auxLoss;
-      const logitsK = m.shared_head.norm.forward(r.out).matmul(this.headWeight().mT); // (B, S-k, V)
-      mtpLosses.push(crossEntropy(logitsK.reshape([-1, V]), targets.narrow(1, k, len).reshape([-1]), { ignoreIndex }));
-      prev = r.out;
+      const len = logitsK.shape[1];
+      return crossEntropy(logitsK.reshape([-1, V]), targets.narrow(1, k, len).reshape([-1]), { ignoreIndex });
     });
     let loss = lmLoss;
     if (mtpLosses.length) {
@@ -200,6 +193,29 @@ export class DeepSeekV3 extends Module {
     }
     if (auxLoss) loss = loss.add(auxLoss);
     return { loss, lmLoss, mtpLosses, auxLoss };
+  }
+
+  /**
+   * The MTP modules' predictions for ids (B, S) given the main model's final hidden states:
+   * logits[k-1] (B, S-k, V) at position i predicts token t_{i+k+1}. Depths that do not fit S are
+   * left out.
+   */
+  mtpLogits(ids: Tensor, hidden: Tensor, mla?: MlaImpl): { logits: Tensor[]; auxLoss: Tensor | null } {
+    const S = ids.shape[1];
+    const logits: Tensor[] = [];
+    let auxLoss: Tensor | null = null;
+    let prev = hidden; // (B, S, D)
+    this.mtp.forEach((m, j) => {
+      const k = j + 1;
+      const len = S - k;
+      if (len <= 0) return;
+      const emb = this.model.embed_tokens.forward(ids.narrow(1, k, len)); // (B, S-k, D): Emb(t_{i+k})
+      const r = m.predict(prev.narrow(1, 0, len), emb, this.context(len, 0, null, mla ?? 'naive', emb));
+      if (r.auxLoss) auxLoss = auxLoss ? auxLoss.add(r.auxLoss) : r.auxLoss;
+      logits.push(m.shared_head.norm.forward(r.out).matmul(this.headWeight().mT)); // (B, S-k, V)
+      prev = r.out;
+    });
+    return { logits, auxLoss };
   }
 
   /** Every MoE layer, main model first, then the MTP modules'. */

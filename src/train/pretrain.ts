@@ -20,12 +20,12 @@ import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../mo
 import { saveCheckpoint } from '../model/checkpoint.ts';
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
-import type { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
 import { preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { type RunSink, openRunSink } from './run-sink.ts';
+import { sampleGenerations } from './samples.ts';
 import { byteLengthTensor, validate } from './validation.ts';
 
 export const RUN_CONTROL_KEYS = ['steps', 'evalEvery', 'checkpointEvery', 'keepCheckpoints', 'logEvery', 'sampleCount', 'sampleTokens', 'evalBatches'];
@@ -87,8 +87,6 @@ export interface PretrainOptions {
   /** Train this many steps of the run, checkpoint, and stop (continue later with resume). */
   stopAfter?: number;
   log?: (s: string) => void;
-  /** Generates sample completions at evaluation (the engine); optional. */
-  samples?: (model: DeepSeekV3, tokenizer: Tokenizer, step: number) => MetricRecord[];
 }
 
 export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Promise<PretrainResult> {
@@ -159,7 +157,12 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
       evaluate: async (step) => {
         const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
         sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
-        if (o.samples && c.sampleCount > 0) for (const s of o.samples(model, tok, step)) sink.sample({ step, ...s });
+        if (c.sampleCount > 0) {
+          for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed })) {
+            sink.sample({ step, ...s });
+            sink.log(`  sample (${String(s.task)}, reward ${String(s.reward)}): ${JSON.stringify(String(s.completion).slice(0, 160))}`);
+          }
+        }
         return r;
       },
       checkpointEvery: c.checkpointEvery,
