@@ -20,6 +20,7 @@ import { type LoopSink, type MetricRecord, TrainingDivergedError, runTrainingLoo
 import { readMetrics } from '../src/train/metrics.ts';
 import { pretrain } from '../src/train/pretrain.ts';
 import { sft } from '../src/train/sft.ts';
+import { runAblation } from '../src/train/ablations.ts';
 
 let runs: string;
 const quiet = (): void => undefined;
@@ -31,6 +32,8 @@ const losses = (runDir: string): number[] =>
 
 before(() => {
   runs = mkdtempSync(join(tmpdir(), 'tinyseek-train-'));
+  const tinyPreset = JSON.parse(readFileSync(new URL('../src/train/presets/pretrain-tiny.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(runs, 'tiny-base.json'), JSON.stringify({ ...tinyPreset, runsDir: runs }));
 });
 after(() => rmSync(runs, { recursive: true, force: true }));
 
@@ -94,6 +97,20 @@ describe('pretraining', () => {
     const r = await pretrain(resolveConfig(PretrainConfig, cfg, {}, cfg), { resume: true, log: quiet });
     assert.equal(r.stoppedBy, 'done');
     assert.equal(losses(runDir).length, 40, 'every step is in the metrics exactly once');
+  });
+});
+
+describe('ablations', () => {
+  test('the MTP ablation trains both variants on the same data and reports acceptance only where MTP exists', async () => {
+    const docs = join(runs, 'docs');
+    const results = await runAblation('mtp', { base: join(runs, 'tiny-base.json'), steps: 4, runsDir: runs, docsDir: docs, log: quiet });
+    assert.deepEqual(results.map((r) => r.name), ['mtp', 'no_mtp']);
+    assert.ok(results[0].mtpAcceptance !== null && results[0].mtpAcceptance >= 0 && results[0].mtpAcceptance <= 1);
+    assert.equal(results[1].mtpAcceptance, null);
+    assert.ok(results[0].parameters > results[1].parameters);
+    const report = readFileSync(join(docs, 'ablations', 'mtp.md'), 'utf8');
+    assert.match(report, /\| MTP depth 1, λ = 0.3 \|/);
+    assert.ok(existsSync(join(docs, 'ablations', 'mtp-val-loss.svg')));
   });
 });
 

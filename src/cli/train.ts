@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { PretrainConfig, SftConfig, TrainConfigError, resolveConfig } from '../train/config.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
+import { ABLATIONS, type AblationName, runAblation } from '../train/ablations.ts';
 import { pretrain } from '../train/pretrain.ts';
 import { sft } from '../train/sft.ts';
 
@@ -92,5 +93,19 @@ export function registerTrainCommands(program: Command): void {
       if (f.data !== undefined) extra.data = f.data;
       const c = resolveConfig(SftConfig, f.config ?? 'sft-small', overrides(f, extra), f.config ?? 'preset sft-small');
       await guarded(() => sft(c, { resume: f.resume, stopAfter: f.stopAfter }));
+    });
+
+  program
+    .command('ablate')
+    .description(`one DeepSeek ablation at the small size (${ABLATIONS.join(', ')}); results in docs/ablations/`)
+    .argument('<name>', ABLATIONS.join(' | '))
+    .option('--steps <n>', 'pretraining steps per variant (default 300)', positiveInt)
+    .option('--config <file>', 'base pretraining config (default pretrain-small)')
+    .option('--runs-dir <dir>', 'where the runs live')
+    .option('--docs-dir <dir>', 'where the report goes (default docs)')
+    .action(async (name: string, f: { steps?: number; config?: string; runsDir?: string; docsDir?: string }) => {
+      if (!(ABLATIONS as readonly string[]).includes(name)) throw new Error(`unknown ablation '${name}': use one of ${ABLATIONS.join(', ')}`);
+      const results = await runAblation(name as AblationName, { steps: f.steps, base: f.config, runsDir: f.runsDir, docsDir: f.docsDir });
+      console.log(JSON.stringify(results.map((r) => ({ variant: r.name, val_loss: r.valLoss, val_bpb: r.valBpb, train_load: r.trainLoadMaxOverMean, val_load: r.valLoadMaxOverMean, mtp_right: r.mtpNextNextAccuracy, mtp_acceptance: r.mtpAcceptance, kv_bytes_per_token: r.kvBytesPerToken }))));
     });
 }
