@@ -35,6 +35,9 @@ export const CL100K_PATTERN =
 export const CL100K_JS =
   "'(?:[sSſ]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\p{White_Space}\\p{L}\\p{N}]+[\\r\\n]*|\\p{White_Space}*[\\r\\n]|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+";
 
+/** One digit: as a first split, it makes every digit its own piece. */
+export const DIGIT_PATTERN = '\\p{N}';
+
 /** GPT-2's pattern, which Hugging Face's ByteLevel pre-tokenizer applies when use_regex is true. */
 export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 

@@ -62,6 +62,7 @@ export const PretrainConfig = z
     model: z.string().describe('a preset name (tiny, small, gpt, …) or a config.json path'),
     modelOverrides: z.record(z.string(), z.unknown()).default({}).describe('config.json keys to change (ablations)'),
     vocabSize: posInt.describe('BPE vocabulary size (the model config follows it)'),
+    splitDigits: z.boolean().default(true).describe('one token per digit (DeepSeek LLM, LLaMA); false: GPT-4-style groups of up to three'),
     corpus: CorpusConfig.default(CorpusConfig.parse({})).describe('the synthetic base corpus'),
     trainDocuments: posInt.describe('corpus documents to train on'),
     valDocuments: posInt.describe('documents of the validation set (drawn from a separate seed)'),

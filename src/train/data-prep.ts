@@ -22,6 +22,7 @@ export const VAL_OFFSET = 1_000_000_000;
 export interface DataSpec {
   corpus: CorpusConfig;
   vocabSize: number;
+  splitDigits: boolean;
   trainDocuments: number;
   valDocuments: number;
   seqLen: number;
@@ -106,7 +107,7 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   log(`data: generated ${trainTexts.length} train and ${valTexts.length} validation documents (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 
   const t1 = performance.now();
-  const tokenizer = Tokenizer.train(trainTexts.slice(0, TOKENIZER_DOCUMENTS), { vocabSize: spec.vocabSize });
+  const tokenizer = Tokenizer.train(trainTexts.slice(0, TOKENIZER_DOCUMENTS), { vocabSize: spec.vocabSize, splitDigits: spec.splitDigits });
   log(`data: trained a ${tokenizer.vocabSize}-token BPE tokenizer (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
 
   const t2 = performance.now();

@@ -106,7 +106,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
 
   const data = preparePretrainData(
-    { corpus: c.corpus, vocabSize: c.vocabSize, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen },
+    { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen },
     c.runsDir,
     log,
   );
