@@ -90,9 +90,10 @@ export interface SharedModel {
 /**
  * The `small` model (seed 0) with a random, nonzero selection bias (so that the biased
  * group-limited routing is exercised), a random (B, S+1) token batch, both written to `dir` and
- * loaded by the peer; stops unless both sides count the same parameters.
+ * loaded by the peer; stops unless both sides count the same parameters. `what` names the batch's
+ * tokens in the printed line.
  */
-export async function sharedModel(peer: Peer, root: string, dir: string, B: number, S: number): Promise<SharedModel> {
+export async function sharedModel(peer: Peer, root: string, dir: string, B: number, S: number, what = 'tokens per step'): Promise<SharedModel> {
   const cfg = loadPreset(PRESET);
   const V = cfg.vocab_size;
   const gen = new Generator(0);
@@ -115,6 +116,6 @@ export async function sharedModel(peer: Peer, root: string, dir: string, B: numb
   const loaded = await peer.request<{ parameters: number }>({ cmd: 'load', config: join(root, CONFIG_FILE), weights: weightsFile, batch: batchFile });
   const params = model.numParameters();
   if (loaded.parameters !== params) throw new Error(`parameter counts differ: tinyseek ${params}, PyTorch ${loaded.parameters}`);
-  console.log(`preset ${PRESET}: ${params.toLocaleString('en')} parameters (with MTP); batch ${B} × ${S} tokens = ${B * S} tokens per step`);
+  console.log(`preset ${PRESET}: ${params.toLocaleString('en')} parameters (with MTP); batch ${B} × ${S} tokens = ${B * S} ${what}`);
   return { cfg, model, ids, targets, params };
 }
