@@ -53,11 +53,23 @@ function splitArg(v: string): Split {
   return v;
 }
 
+function jsonObjectArg(v: string): Record<string, unknown> {
+  let x: unknown;
+  try {
+    x = JSON.parse(v);
+  } catch (e) {
+    throw new InvalidArgumentError(`not JSON (${(e as Error).message}); write an object such as '{"maxNumber":20}'`);
+  }
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new InvalidArgumentError('expected a JSON object such as \'{"maxNumber":20}\'');
+  return x as Record<string, unknown>;
+}
+
 interface EvalCliOptions {
   checkpoint: string;
   tokenizer?: string;
   task: TaskName;
   taskFile?: string;
+  taskConfig?: Record<string, unknown>;
   split: Split;
   n: number;
   samples: number;
@@ -108,6 +120,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer.json (default: the one in the checkpoint directory)')
     .addOption(new Option('--task <name>', `task whose problems are generated: ${TASK_NAMES.join(', ')}`).argParser(taskArg).default('countdown'))
     .option('--task-file <file>', 'evaluate the Countdown rows of a JSONL or parquet file (TinyZero schema) instead')
+    .addOption(new Option('--task-config <json>', 'settings of the task generator as JSON, e.g. \'{"maxCount":3,"maxNumber":20}\'').argParser(jsonObjectArg))
     .addOption(new Option('--split <split>', 'split of generated problems').argParser(splitArg).default('heldout'))
     .addOption(new Option('--n <n>', 'problems').argParser(positiveInt).default(100))
     .addOption(new Option('--samples <k>', 'completions per problem').argParser(positiveInt).default(1))
@@ -129,6 +142,7 @@ export function registerEvalCommands(program: Command): void {
       const report = await evaluate(model, tokenizer, {
         task: o.task,
         taskFile: o.taskFile,
+        taskConfig: o.taskConfig,
         split: o.split,
         n: o.n,
         samples: o.samples,

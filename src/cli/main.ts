@@ -16,6 +16,7 @@ import { registerTokenizerCommands } from './tokenizer.ts';
 import { registerDataCommands } from './data.ts';
 import { registerTrainCommands } from './train.ts';
 import { registerEvalCommands } from './eval.ts';
+import { registerRlCommands } from './rl.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -133,6 +134,7 @@ registerTokenizerCommands(program);
 registerDataCommands(program);
 registerTrainCommands(program);
 registerEvalCommands(program);
+registerRlCommands(program);
 
 try {
   await program.parseAsync(process.argv);

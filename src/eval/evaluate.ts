@@ -40,6 +40,8 @@ export interface EvaluateOptions {
   task?: TaskName;
   /** Split to draw generated problems from (default 'heldout'). */
   split?: Split;
+  /** The task generator's settings (difficulty), e.g. {maxNumber: 20}; missing fields take the task's defaults. */
+  taskConfig?: Record<string, unknown>;
   /** Problems to evaluate (default 100); caps `problems` and `taskFile` too. */
   n?: number;
   /** Evaluate these problems instead of generated ones. */
@@ -109,7 +111,7 @@ async function problemsFor(o: EvaluateOptions, n: number, seed: number): Promise
     return { problems: loaded.problems, source: o.taskFile };
   }
   const split = o.split ?? 'heldout';
-  return { problems: generateProblems(o.task ?? 'countdown', { seed, split, n }), source: `generated:${split}` };
+  return { problems: generateProblems(o.task ?? 'countdown', { seed, split, n, config: o.taskConfig }), source: `generated:${split}` };
 }
 
 function positiveInt(v: number, what: string): number {

@@ -18,6 +18,7 @@ import type { LossOutput } from '../model/transformer.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { type AdamW, type Schedule, applyLr, clipGradNorm } from '../nn/index.ts';
 import type { MetricRecord } from './metrics.ts';
+import type { ProgressFields } from './progress.ts';
 
 export interface Batch {
   /** (B, T) int64 input ids */
@@ -34,7 +35,7 @@ export interface LoopSink {
   /** One line per step (and per evaluation). */
   record(r: MetricRecord): void;
   /** Progress display: called after each step. */
-  progress(step: number, fields: { loss: number; tokensPerSecond: number }): void;
+  progress(step: number, fields: ProgressFields): void;
   log(line: string): void;
 }
 

@@ -35,14 +35,14 @@ export function runDirOf(c: { runsDir: string; name: string }): string {
 }
 
 /** Keys (dotted) whose values differ between two configs, ignoring the run-control keys. */
-export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
+export function configDifferences(a: unknown, b: unknown, prefix = '', ignore: readonly string[] = RUN_CONTROL_KEYS): string[] {
   if (JSON.stringify(a) === JSON.stringify(b)) return [];
   if (!a || !b || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) || Array.isArray(b)) return [prefix || '(root)'];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   const out: string[] = [];
   for (const k of keys) {
-    if (!prefix && RUN_CONTROL_KEYS.includes(k)) continue;
-    out.push(...configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k));
+    if (!prefix && ignore.includes(k)) continue;
+    out.push(...configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k, ignore));
   }
   return out;
 }

@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoopSink } from './loop.ts';
 import { type MetricRecord, MetricsLog, readMetrics } from './metrics.ts';
-import { renderPlots } from './plots.ts';
-import { createProgress } from './progress.ts';
+import { type PlotOptions, renderPlots } from './plots.ts';
+import { type ProgressFields, createProgress } from './progress.ts';
 
 export interface RunSink extends LoopSink {
   sample(r: MetricRecord): void;
@@ -30,6 +30,8 @@ export interface RunSinkOptions {
   logEvery: number;
   log: (s: string) => void;
   title?: string;
+  /** Charts instead of / besides the standard ones (plots.ts). */
+  plots?: Pick<PlotOptions, 'series' | 'defaults'>;
 }
 
 export function openRunSink(runDir: string, o: RunSinkOptions): RunSink {
@@ -52,7 +54,7 @@ export function openRunSink(runDir: string, o: RunSinkOptions): RunSink {
       if (r.kind === 'eval') lastEval = r;
     },
     progress(step, f) {
-      progress.update(step, { loss: f.loss, tokensPerSecond: f.tokensPerSecond });
+      progress.update(step, f);
     },
     log(line) {
       progress.log(line);
@@ -62,7 +64,7 @@ export function openRunSink(runDir: string, o: RunSinkOptions): RunSink {
     },
     async plot() {
       try {
-        await renderPlots(readMetrics(metricsFile), path.join(runDir, 'plots'), { title: o.title ?? path.basename(runDir) });
+        await renderPlots(readMetrics(metricsFile), path.join(runDir, 'plots'), { title: o.title ?? path.basename(runDir), ...o.plots });
       } catch (e) {
         o.log(`plots not written: ${(e as Error).message}`);
       }

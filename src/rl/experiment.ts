@@ -1,0 +1,263 @@
+/**
+ * The R1-Zero experiment, one command (`tinyseek r1-zero`): for each task (Countdown, then
+ * multiplication), the base model is evaluated on the task's held-out split, trained with GRPO on
+ * rule rewards only (presets rl-<task>), and evaluated again the same way. Evaluation is greedy
+ * pass@1 and pass@1 / pass@k over k samples at a stated temperature, on the same problems before
+ * and after.
+ *
+ * Writes docs/results/r1-zero.json (per task base_pass1 and rl_pass1 — greedy — with the sampled
+ * figures and the run's curves summarised), docs/r1-zero.md (tables, plots, sample completions) and
+ * the plots under docs/results/r1-zero/. Reruns reuse finished runs and evaluations; an interrupted
+ * RL run is resumed.
+ *
+ * It composes RL runs and evaluations; the numbers are whatever they produce.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TaskName } from '../data/index.ts';
+import { type EvalReport, evaluate } from '../eval/index.ts';
+import { writeFileAtomic } from '../io/durable.ts';
+import { loadCheckpoint } from '../model/checkpoint.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { latestCheckpoint } from '../train/checkpointing.ts';
+import { type MetricRecord, readMetrics } from '../train/metrics.ts';
+import { configDifferences, runDirOf } from '../train/pretrain.ts';
+import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from './config.ts';
+import { detectSelfCheck } from './selfcheck.ts';
+import { trainRl } from './trainer.ts';
+
+export const R1_ZERO_TASKS: readonly TaskName[] = ['countdown', 'multiplication'];
+
+export interface R1ZeroOptions {
+  tasks?: readonly TaskName[];
+  /** The base checkpoint (default: each preset's). */
+  base?: string;
+  /** RL steps per task (default: the preset's). */
+  steps?: number;
+  runsDir?: string;
+  docsDir?: string;
+  /** Held-out problems (default 200). */
+  evalProblems?: number;
+  /** Samples per problem for the sampled pass@1 (default 4). */
+  samples?: number;
+  /** Temperature of the sampled evaluation (default 1.0, the rollouts'). */
+  temperature?: number;
+  log?: (s: string) => void;
+}
+
+export interface EvalFigures {
+  greedy_pass1: number;
+  sampled_pass1: number;
+  sampled_pass_at_k: number;
+  majority: number;
+  mean_reward: number;
+  mean_tokens: number;
+  well_formed: number;
+  truncated: number;
+  self_check_share: number | null;
+}
+
+export interface TaskResult {
+  base_pass1: number;
+  rl_pass1: number;
+  base: EvalFigures;
+  rl: EvalFigures;
+  run: string;
+  steps: number;
+  rl_minutes: number;
+  rollout_share: number;
+  curve: { first: Record<string, number>; last: Record<string, number> };
+  examples: { base: string; rl: string; problem: string }[];
+}
+
+interface EvalBundle {
+  key: string;
+  figures: EvalFigures;
+  greedy: EvalReport;
+}
+
+const CURVE_KEYS = ['reward', 'accuracy', 'completion_len_mean', 'self_check_share', 'revise_share', 'kl', 'entropy', 'zero_spread_share'];
+
+function evalKey(checkpoint: string, c: RlSettings, n: number, samples: number, temperature: number): string {
+  const weights = path.join(checkpoint, 'model.safetensors');
+  const stamp = fs.existsSync(weights) ? fs.statSync(weights).mtimeMs : 0;
+  return JSON.stringify({ checkpoint: path.resolve(checkpoint), stamp, task: c.task, taskConfig: c.taskConfig, n, samples, temperature, maxNewTokens: c.maxNewTokens });
+}
+
+async function evaluateBoth(checkpoint: string, c: RlSettings, n: number, samples: number, temperature: number, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
+  const key = evalKey(checkpoint, c, n, samples, temperature);
+  if (fs.existsSync(cacheFile)) {
+    const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as EvalBundle;
+    if (cached.key === key) {
+      log(`evaluation of ${checkpoint} already done: ${cacheFile}`);
+      return cached;
+    }
+  }
+  const model = loadCheckpoint(checkpoint);
+  const tok = Tokenizer.load(path.join(checkpoint, 'tokenizer.json'));
+  const common = { task: c.task, taskConfig: c.taskConfig, n, maxNewTokens: c.maxNewTokens, seed: 0 };
+  const greedy = await evaluate(model, tok, { ...common, temperature: 0, examples: n });
+  const sampled = await evaluate(model, tok, { ...common, temperature, samples, examples: 0 });
+  const figures: EvalFigures = {
+    greedy_pass1: greedy.pass1,
+    sampled_pass1: sampled.pass1,
+    sampled_pass_at_k: sampled.passAtK[String(samples)] ?? sampled.pass1,
+    majority: sampled.majority,
+    mean_reward: greedy.meanReward,
+    mean_tokens: greedy.meanCompletionTokens,
+    well_formed: greedy.wellFormedShare,
+    truncated: greedy.truncatedShare,
+    self_check_share: greedy.examples.length ? greedy.examples.filter((e) => detectSelfCheck(e.completion).any).length / greedy.examples.length : null,
+  };
+  const bundle: EvalBundle = { key, figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
+  writeFileAtomic(cacheFile, `${JSON.stringify(bundle, null, 2)}\n`);
+  log(
+    `  greedy pass@1 ${(figures.greedy_pass1 * 100).toFixed(1)}%, sampled pass@1 ${(figures.sampled_pass1 * 100).toFixed(1)}% ` +
+      `(k ${samples}, T ${temperature}), pass@${samples} ${(figures.sampled_pass_at_k * 100).toFixed(1)}%, mean length ${figures.mean_tokens.toFixed(0)} tokens`,
+  );
+  return bundle;
+}
+
+function averageOf(records: readonly MetricRecord[], key: string): number {
+  const xs = records.map((r) => r[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+function curveSummary(records: readonly MetricRecord[]): TaskResult['curve'] {
+  const rl = records.filter((r) => r.kind === 'rl');
+  const span = Math.max(1, Math.min(5, Math.floor(rl.length / 4)));
+  const first: Record<string, number> = {};
+  const last: Record<string, number> = {};
+  for (const k of CURVE_KEYS) {
+    first[k] = averageOf(rl.slice(0, span), k);
+    last[k] = averageOf(rl.slice(-span), k);
+  }
+  return { first, last };
+}
+
+async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log: (s: string) => void): Promise<TaskResult> {
+  const overrides: Record<string, unknown> = { name: `r1-zero-${task}` };
+  if (o.base) overrides.base = o.base;
+  if (o.steps) overrides.steps = o.steps;
+  if (o.runsDir) overrides.runsDir = o.runsDir;
+  const c = resolveRlConfig(`rl-${task}`, overrides);
+  const runDir = runDirOf(c);
+  const n = o.evalProblems ?? 200;
+  const samples = o.samples ?? 4;
+  const temperature = o.temperature ?? 1.0;
+  fs.mkdirSync(runDir, { recursive: true });
+
+  log(`── ${task}: the base model ${c.base} on ${n} held-out problems`);
+  const before = await evaluateBoth(c.base, c, n, samples, temperature, path.join(runDir, 'eval-base.json'), log);
+
+  log(`── ${task}: GRPO, ${c.steps} steps`);
+  const finalDir = path.join(runDir, 'final');
+  const configFile = path.join(runDir, 'config.json');
+  const sameRun = fs.existsSync(configFile) && configDifferences(JSON.parse(fs.readFileSync(configFile, 'utf8')), c, '', RL_RUN_CONTROL_KEYS).length === 0;
+  if (fs.existsSync(configFile) && !sameRun) throw new Error(`${runDir} holds an RL run with other settings; delete it to run the experiment again`);
+  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json')) && (JSON.parse(fs.readFileSync(configFile, 'utf8')) as { steps: number }).steps === c.steps) {
+    log(`RL already done: ${finalDir}`);
+  } else {
+    const r = await trainRl(c, { resume: sameRun && latestCheckpoint(runDir) !== null, log });
+    if (r.stoppedBy !== 'done') throw new Error(`RL stopped at step ${r.step}; run the same command again to continue`);
+  }
+
+  log(`── ${task}: the RL model on the same problems`);
+  const after = await evaluateBoth(finalDir, c, n, samples, temperature, path.join(runDir, 'eval-rl.json'), log);
+
+  const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
+  const rl = records.filter((r) => r.kind === 'rl');
+  const rolloutS = rl.reduce((a, r) => a + (r.rollout_s as number), 0);
+  const updateS = rl.reduce((a, r) => a + (r.update_s as number), 0);
+  const plotsOut = path.join(resultsDir, 'r1-zero');
+  fs.mkdirSync(plotsOut, { recursive: true });
+  for (const name of ['reward', 'length', 'self_check', 'kl', 'entropy', 'zero_spread', 'time', 'clip']) {
+    const src = path.join(runDir, 'plots', `${name}.svg`);
+    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(plotsOut, `${task}-${name}.svg`));
+  }
+  const examples = before.greedy.examples.slice(0, 3).map((b, i) => ({
+    problem: JSON.stringify(b.problem),
+    base: b.completion,
+    rl: after.greedy.examples[i]?.completion ?? '',
+  }));
+  return {
+    base_pass1: before.figures.greedy_pass1,
+    rl_pass1: after.figures.greedy_pass1,
+    base: before.figures,
+    rl: after.figures,
+    run: runDir,
+    steps: c.steps,
+    rl_minutes: (rl.length ? (rl[rl.length - 1].elapsed_s as number) : 0) / 60,
+    rollout_share: rolloutS / Math.max(rolloutS + updateS, 1e-9),
+    curve: curveSummary(records),
+    examples,
+  };
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const num = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+
+function markdown(results: Record<string, TaskResult>, o: Required<Pick<R1ZeroOptions, 'evalProblems' | 'samples' | 'temperature'>>): string {
+  const lines: string[] = [
+    '# R1-Zero on a laptop: results',
+    '',
+    'Written by `tinyseek r1-zero` (also the last stage of `tinyseek pipeline`); the numbers are in',
+    '[results/r1-zero.json](results/r1-zero.json). The base model is evaluated, trained with GRPO on rule',
+    'rewards only (presets `src/rl/presets/rl-<task>.json`), and evaluated again on the same held-out problems.',
+    '',
+    `Evaluation: ${o.evalProblems} held-out problems per task; greedy pass@1, and pass@1 / pass@${o.samples} / majority vote over ${o.samples} samples at temperature ${o.temperature}.`,
+    '',
+    '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@k base → RL | mean length (tokens) base → RL | RL steps | RL minutes | rollout share of time |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [task, r] of Object.entries(results)) {
+    lines.push(
+      `| ${task} | ${pct(r.base.greedy_pass1)} → **${pct(r.rl.greedy_pass1)}** | ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)} | ${pct(r.base.sampled_pass_at_k)} → ${pct(r.rl.sampled_pass_at_k)} | ${num(r.base.mean_tokens, 0)} → ${num(r.rl.mean_tokens, 0)} | ${r.steps} | ${num(r.rl_minutes, 1)} | ${pct(r.rollout_share)} |`,
+    );
+  }
+  lines.push('', '## During training (mean of the first and the last steps)', '', '| task | | reward | accuracy | length | self-check share | revise share | KL | entropy | zero-spread groups |', '|---|---|---|---|---|---|---|---|---|---|');
+  for (const [task, r] of Object.entries(results)) {
+    for (const which of ['first', 'last'] as const) {
+      const v = r.curve[which];
+      lines.push(
+        `| ${task} | ${which} | ${num(v.reward)} | ${pct(v.accuracy)} | ${num(v.completion_len_mean, 1)} | ${pct(v.self_check_share)} | ${pct(v.revise_share)} | ${num(v.kl, 4)} | ${num(v.entropy)} | ${pct(v.zero_spread_share)} |`,
+      );
+    }
+  }
+  for (const task of Object.keys(results)) {
+    lines.push('', `## ${task}: curves`, '');
+    for (const name of ['reward', 'length', 'self_check', 'kl', 'entropy', 'zero_spread', 'time']) lines.push(`![${task} ${name}](results/r1-zero/${task}-${name}.svg)`);
+  }
+  lines.push('', '## Greedy completions before and after', '');
+  for (const [task, r] of Object.entries(results)) {
+    for (const e of r.examples) {
+      lines.push(`**${task}** ${e.problem}`, '', 'base:', '', '```', e.base, '```', '', 'after RL:', '', '```', e.rl, '```', '');
+    }
+  }
+  lines.push('<!-- findings -->', '');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, TaskResult>> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const docs = o.docsDir ?? 'docs';
+  const resultsDir = path.join(docs, 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const results: Record<string, TaskResult> = {};
+  for (const task of o.tasks ?? R1_ZERO_TASKS) results[task] = await runTask(task, o, resultsDir, log);
+  const settings = { evalProblems: o.evalProblems ?? 200, samples: o.samples ?? 4, temperature: o.temperature ?? 1.0 };
+  const json = {
+    note: 'base_pass1 / rl_pass1: greedy pass@1 on the held-out split (fractions); sampled figures under base / rl',
+    settings,
+    ...results,
+  };
+  writeFileAtomic(path.join(resultsDir, 'r1-zero.json'), `${JSON.stringify(json, null, 2)}\n`);
+  const mdFile = path.join(docs, 'r1-zero.md');
+  const old = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '';
+  const findings = old.includes('<!-- findings -->') ? old.slice(old.indexOf('<!-- findings -->') + '<!-- findings -->'.length) : '\n';
+  writeFileAtomic(mdFile, markdown(results, settings).replace(/<!-- findings -->\n\n$/, `<!-- findings -->${findings}`));
+  log('── R1-Zero: held-out greedy pass@1, base → RL');
+  for (const [task, r] of Object.entries(results)) log(`  ${task.padEnd(15)} ${pct(r.base_pass1)} → ${pct(r.rl_pass1)}   (sampled pass@1 ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)})`);
+  log(`results: ${path.join(resultsDir, 'r1-zero.json')}, ${mdFile}`);
+  return results;
+}

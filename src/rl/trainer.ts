@@ -1,0 +1,399 @@
+/**
+ * `tinyseek rl`: GRPO from a checkpoint with rule-based rewards (R1-Zero). One step:
+ *
+ *   rollout   promptsPerStep train-split prompts × G sampled completions (rollout.ts), scored;
+ *             with dynamic sampling, groups whose rewards are all equal are dropped and more
+ *             prompts are drawn (up to maxRolloutRounds batches) to fill the batch
+ *   advantage group-normalised (grpo.ts); truncated completions masked when asked
+ *   update    μ optimizer steps over the whole batch, each accumulating micro-batches of
+ *             forward + policy loss + backward (π_old = the policy before the first of them; π_ref
+ *             the frozen base model), gradient clipping, AdamW, the aux-loss-free bias update
+ *   watch     one JSONL line (rewards per function, accuracy, lengths, truncation, self-checks, KL,
+ *             clip ratios, entropy, zero-spread groups, rollout / update time), sample completions,
+ *             the progress bar, held-out greedy accuracy every evalEvery steps, plots at the end
+ *
+ * A run lives in <runsDir>/<name>/ like a pretraining run (config.json, metrics.jsonl,
+ * samples.jsonl, checkpoints/, final/, plots/). Checkpoints hold the policy, the optimizer, the
+ * prompt order's position and the step (the sampler's seed is derived from the step), so a resumed
+ * run continues where it stopped; Ctrl-C finishes the step, checkpoints and returns; a non-finite
+ * loss or gradient stops the run before the weights change.
+ *
+ * It wires parts together; the parts know nothing of each other.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Tensor, noGrad, tidy } from '../core/index.ts';
+import { type IteratorState, PromptLoader, type Problem, generateProblems } from '../data/index.ts';
+import { evaluate } from '../eval/index.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import type { DeepSeekV3 } from '../model/transformer.ts';
+import { AdamW, applyLr, clipGradNorm, weightDecayGroups } from '../nn/index.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../train/checkpointing.ts';
+import { TrainingDivergedError } from '../train/loop.ts';
+import type { MetricRecord } from '../train/metrics.ts';
+import type { ChartSpec } from '../train/plots.ts';
+import { configDifferences, runDirOf } from '../train/pretrain.ts';
+import { type RunSink, openRunSink } from '../train/run-sink.ts';
+import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
+import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
+import { completionLogprobs, sequenceBatch } from './logprobs.ts';
+import { parseRewardWeights } from './rewards.ts';
+import { type Rollout, concatRollouts, rollout, selectGroups } from './rollout.ts';
+
+export const RL_CHARTS: ChartSpec[] = [
+  { name: 'reward', title: 'reward and accuracy', yTitle: 'mean over completions', series: [{ label: 'reward', key: 'reward' }, { label: 'accuracy', key: 'accuracy' }, { label: 'held-out greedy pass@1', key: 'heldout_pass1' }] },
+  { name: 'reward_by_function', title: 'reward per function', yTitle: 'mean', series: [{ label: 'reward', key: 'reward_by_fn' }] },
+  { name: 'length', title: 'completion length', yTitle: 'tokens', series: [{ label: 'mean', key: 'completion_len_mean' }, { label: 'max', key: 'completion_len_max' }] },
+  { name: 'self_check', title: 'completions that check or revise their work', yTitle: 'share', series: [{ label: 'check or revise', key: 'self_check_share' }, { label: 'revise', key: 'revise_share' }, { label: 'truncated', key: 'truncated_share' }] },
+  { name: 'kl', title: 'KL to the base model (k3)', yTitle: 'nats per token', series: [{ label: 'kl', key: 'kl' }] },
+  { name: 'clip', title: 'clipped tokens', yTitle: 'share of tokens', series: [{ label: 'low', key: 'clip_low' }, { label: 'high', key: 'clip_high' }] },
+  { name: 'entropy', title: 'policy entropy', yTitle: 'nats per token', series: [{ label: 'entropy', key: 'entropy' }] },
+  { name: 'zero_spread', title: 'groups with no reward spread', yTitle: 'share of groups', series: [{ label: 'zero spread', key: 'zero_spread_share' }] },
+  { name: 'time', title: 'time per step', yTitle: 'seconds', series: [{ label: 'rollout', key: 'rollout_s' }, { label: 'update', key: 'update_s' }] },
+  { name: 'grad_norm', title: 'gradient norm (before clipping)', yTitle: 'global L2 norm', series: [{ label: 'grad norm', key: 'grad_norm' }] },
+  { name: 'expert_load', title: 'expert load (max / mean tokens per expert)', yTitle: 'max / mean', series: [{ label: 'layer', key: 'expert_load' }] },
+];
+
+export interface RlOptions {
+  resume?: boolean;
+  /** Run this many steps, checkpoint and stop (continue later with resume). */
+  stopAfter?: number;
+  log?: (s: string) => void;
+}
+
+export interface RlResult {
+  runDir: string;
+  finalDir: string | null;
+  stoppedBy: 'done' | 'interrupt' | 'paused';
+  step: number;
+  elapsed: number;
+  lastCheckpoint: string | null;
+}
+
+const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+const std = (xs: readonly number[]): number => {
+  const m = mean(xs);
+  return xs.length ? Math.sqrt(mean(xs.map((x) => (x - m) ** 2))) : 0;
+};
+
+/** The train-split problems a run draws its prompts from. */
+export function trainProblems(c: Pick<RlSettings, 'task' | 'taskConfig' | 'trainProblems' | 'seed'>): Problem[] {
+  return generateProblems(c.task, { seed: c.seed, split: 'train', n: c.trainProblems, config: c.taskConfig });
+}
+
+/** Sampler seed of a rollout round: a pure function of the run seed, the step and the round. */
+const rolloutSeed = (seed: number, step: number, round: number): number => (seed * 1_000_003 + step * 17 + round) % 2 ** 31;
+
+interface UpdateNumbers {
+  loss: number;
+  /** Expert load of the last optimizer step's tokens (read before the bias update resets it). */
+  load: ReturnType<DeepSeekV3['expertLoad']>;
+  gradNorms: number[];
+  stats: PolicyLossStats;
+  updates: number;
+}
+
+/** μ optimizer steps over the rollout's rows. */
+function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: Rollout, advantages: Float64Array, c: RlSettings, pad: number, stepNo: number, lastCheckpoint: string | null): UpdateNumbers {
+  const rows = r.completions.length;
+  const keep = r.truncated.map((t) => !(c.maskTruncated && t));
+  const rowPrompts = r.problems.map((_, i) => r.prompts[Math.floor(i / r.groupSize)]);
+  const chunks: number[][] = [];
+  for (let s = 0; s < rows; s += c.microBatch) chunks.push(Array.from({ length: Math.min(c.microBatch, rows - s) }, (_, i) => s + i));
+  let activeTokens = 0;
+  r.completions.forEach((ids, i) => {
+    if (keep[i]) activeTokens += ids.length;
+  });
+  const norm: LossNorm = { variant: c.loss, sequences: rows, tokens: activeTokens, microBatches: chunks.length, maxCompletionLength: c.maxNewTokens };
+  const oldLogp: (Tensor | null)[] = chunks.map(() => null);
+  const refLogp: (Tensor | null)[] = chunks.map(() => null);
+  const params = model.parameters();
+  const out: UpdateNumbers = { loss: 0, load: new Map(), gradNorms: [], stats: { tokens: 0, clippedLow: 0, clippedHigh: 0, klSum: ref ? 0 : null, ratioSum: 0 }, updates: 0 };
+  try {
+    for (let it = 0; it < c.mu; it++) {
+      let loss = 0;
+      chunks.forEach((rowsOf, k) => {
+        const s = tidy(() => {
+          const sb = sequenceBatch(
+            rowsOf.map((i) => rowPrompts[i]),
+            rowsOf.map((i) => r.completions[i]),
+            pad,
+            rowsOf.map((i) => keep[i]),
+          );
+          if (it === 0 && ref) refLogp[k] = noGrad(() => completionLogprobs(ref, sb).logp).keep(); // (R, T)
+          const { logp, auxLoss } = completionLogprobs(model, sb); // (R, T)
+          if (it === 0 && c.mu > 1) oldLogp[k] = logp.detach().keep();
+          const old = c.mu > 1 ? (oldLogp[k] as Tensor) : logp.detach(); // μ = 1: π_old is the current policy
+          const adv = advantageTensor(
+            rowsOf.map((i) => advantages[i]),
+            logp,
+          ); // (R)
+          const mask = sb.mask.to(logp.device); // (R, T)
+          const pl = policyLoss({ logp, oldLogp: old, refLogp: refLogp[k], advantages: adv, mask }, { epsLow: c.epsLow, epsHigh: c.epsHigh, beta: c.beta, norm });
+          const total = auxLoss ? pl.loss.add(auxLoss.div(chunks.length)) : pl.loss;
+          total.backward();
+          return { loss: pl.loss.item(), stats: pl.stats };
+        });
+        loss += s.loss;
+        if (it === 0) {
+          out.stats.tokens += s.stats.tokens;
+          out.stats.ratioSum += s.stats.ratioSum;
+          if (out.stats.klSum !== null && s.stats.klSum !== null) out.stats.klSum += s.stats.klSum;
+        }
+        if (it === c.mu - 1) {
+          // ρ = 1 until the policy has moved: the last iteration's clipping is the one to report
+          out.stats.clippedLow += s.stats.clippedLow;
+          out.stats.clippedHigh += s.stats.clippedHigh;
+        }
+      });
+      const gradNorm = clipGradNorm(params, c.optim.clipNorm);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        optimizer.zeroGrad();
+        throw new TrainingDivergedError(stepNo, !Number.isFinite(loss) ? `the GRPO loss is ${loss}` : `the gradient norm is ${gradNorm}`, optimizer.groups[0].lr, lastCheckpoint);
+      }
+      optimizer.step();
+      optimizer.zeroGrad();
+      out.load = model.expertLoad();
+      model.updateBias(c.biasUpdateSpeed);
+      out.loss = loss;
+      out.gradNorms.push(gradNorm);
+      out.updates++;
+    }
+  } finally {
+    for (const t of [...oldLogp, ...refLogp]) t?.dispose();
+  }
+  return out;
+}
+
+export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const runDir = runDirOf(c);
+  const configFile = path.join(runDir, 'config.json');
+  const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
+  if (o.resume) {
+    if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
+    const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as unknown;
+    const diff = configDifferences(saved, c, '', RL_RUN_CONTROL_KEYS);
+    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${RL_RUN_CONTROL_KEYS.join(', ')} may change)`);
+  } else if (latest) {
+    throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
+  }
+  const tokFile = path.join(c.base, 'tokenizer.json');
+  if (!fs.existsSync(path.join(c.base, 'config.json'))) throw new Error(`base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pretrain) or point base at a checkpoint directory`);
+  if (!fs.existsSync(tokFile)) throw new Error(`base checkpoint ${c.base} has no tokenizer.json beside its weights`);
+  const weights = parseRewardWeights(c.rewards);
+  fs.mkdirSync(runDir, { recursive: true });
+  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+
+  const tok = Tokenizer.load(tokFile);
+  const model = loadCheckpoint(c.base);
+  model.train(true);
+  const ref = c.beta > 0 || c.trackKl ? loadCheckpoint(c.base) : null;
+  ref?.eval();
+  const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
+  let step = 0;
+  let elapsed = 0;
+  let generated = 0;
+  let dataState: IteratorState | undefined;
+  if (o.resume && latest) {
+    const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
+    step = s.step;
+    elapsed = s.elapsed;
+    generated = s.tokensSeen;
+    dataState = s.data as IteratorState;
+    log(`resumed from ${latest.dir} at step ${step}`);
+  }
+  const problems = trainProblems(c);
+  const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: dataState });
+  const pad = tok.special.pad >= 0 ? tok.special.pad : 0;
+  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? step : null, logEvery: c.logEvery, log, plots: { defaults: false, series: RL_CHARTS } });
+  log(
+    `rl ${c.name}: ${c.task} from ${c.base}, ${c.steps} steps of ${c.promptsPerStep} prompts × ${c.groupSize} completions (≤ ${c.maxNewTokens} tokens, T ${c.temperature}), ` +
+      `loss ${c.loss}, ε ${c.epsLow}/${c.epsHigh}, β ${c.beta}, μ ${c.mu}, lr ${c.optim.lr}` +
+      `${c.dynamicSampling ? ', dynamic sampling' : ''}${c.maskTruncated ? ', truncated masked' : ''}`,
+  );
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) {
+      log('second interrupt: exiting now; the last complete checkpoint stays valid');
+      process.exit(130);
+    }
+    interrupted = true;
+    log('interrupt: finishing this step, then writing a checkpoint (press Ctrl-C again to exit at once)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const startStep = step;
+  let lastCheckpoint = latest?.dir ?? null;
+  const save = async (): Promise<string> => {
+    sink.flush();
+    lastCheckpoint = await saveTrainingCheckpoint(runDir, {
+      model,
+      optimizer,
+      tokenizer: tok,
+      keep: c.keepCheckpoints,
+      state: { kind: 'rl', step, tokensSeen: generated, elapsed, data: loader.state(), rng: null, config: c },
+    });
+    return lastCheckpoint;
+  };
+  let stoppedBy: RlResult['stoppedBy'] = 'done';
+  try {
+    while (step < c.steps) {
+      const t0 = performance.now();
+      const lr = c.optim.warmupSteps > 0 ? c.optim.lr * Math.min(1, (step * c.mu + 1) / c.optim.warmupSteps) : c.optim.lr;
+      applyLr(optimizer, lr);
+      // rollout (dynamic sampling may draw more rounds)
+      const drawn: Rollout[] = [];
+      const kept: Rollout[] = [];
+      let keptGroups = 0;
+      let zeroGroups = 0;
+      let groups = 0;
+      for (let round = 0; round < (c.dynamicSampling ? c.maxRolloutRounds : 1); round++) {
+        const batch = loader.next();
+        const r = rollout(model, tok, batch.problems, {
+          groupSize: c.groupSize,
+          maxNewTokens: c.maxNewTokens,
+          temperature: c.temperature,
+          topP: c.topP,
+          topK: c.topK,
+          stopAtAnswer: c.stopAtAnswer,
+          seed: rolloutSeed(c.seed, step, round),
+          weights,
+          lengthCache: c.lengthCache,
+        });
+        drawn.push(r);
+        const adv = groupAdvantages(
+          r.rewards.map((x) => x.total),
+          c.groupSize,
+          { scale: c.scaleRewards, eps: c.advantageEps },
+        );
+        groups += adv.zeroSpread.length;
+        zeroGroups += adv.zeroSpread.filter(Boolean).length;
+        if (!c.dynamicSampling) {
+          kept.push(r);
+          keptGroups += adv.zeroSpread.length;
+          break;
+        }
+        const useful = adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups);
+        if (useful.length) kept.push(selectGroups(r, useful));
+        keptGroups += useful.length;
+        if (keptGroups >= c.promptsPerStep) break;
+      }
+      const all = concatRollouts(drawn);
+      const rolloutSeconds = (performance.now() - t0) / 1000;
+      // update
+      const t1 = performance.now();
+      let upd: UpdateNumbers | null = null;
+      if (kept.length) {
+        const used = concatRollouts(kept);
+        const adv = groupAdvantages(
+          used.rewards.map((x) => x.total),
+          c.groupSize,
+          { scale: c.scaleRewards, eps: c.advantageEps },
+        );
+        upd = update(model, ref, optimizer, used, adv.advantages, c, pad, step + 1, lastCheckpoint);
+      }
+      const load = upd?.load ?? new Map();
+      const updateSeconds = (performance.now() - t1) / 1000;
+      step += 1;
+      const seconds = (performance.now() - t0) / 1000;
+      elapsed += seconds;
+      generated += all.stats.generatedTokens;
+
+      const totals = all.rewards.map((x) => x.total);
+      const lens = all.completions.map((x) => x.length);
+      const byFnMean: Record<string, number> = {};
+      const byFnStd: Record<string, number> = {};
+      for (const name of REWARD_NAMES) {
+        if (weights[name] === 0 && name !== 'accuracy' && name !== 'format') continue;
+        const vals = all.rewards.map((x) => x.values[name]);
+        byFnMean[name] = mean(vals);
+        byFnStd[name] = std(vals);
+      }
+      const groupStds: number[] = [];
+      for (let g = 0; g < totals.length / c.groupSize; g++) groupStds.push(std(totals.slice(g * c.groupSize, (g + 1) * c.groupSize)));
+      const loadRatio: Record<string, number> = {};
+      for (const [layer, l] of load) loadRatio[String(layer)] = +l.maxOverMean.toFixed(4);
+      const tokens = upd?.stats.tokens ?? 0;
+      const record: MetricRecord = {
+        kind: 'rl',
+        step,
+        reward: mean(totals),
+        reward_std: mean(groupStds),
+        reward_by_fn: byFnMean,
+        reward_std_by_fn: byFnStd,
+        accuracy: mean(all.rewards.map((x) => (x.correct ? 1 : 0))),
+        completion_len_mean: mean(lens),
+        completion_len_max: Math.max(...lens),
+        truncated_share: mean(all.truncated.map((t) => (t ? 1 : 0))),
+        self_check_share: mean(all.selfCheck.map((s) => (s.any ? 1 : 0))),
+        revise_share: mean(all.selfCheck.map((s) => (s.revises ? 1 : 0))),
+        kl: upd && upd.stats.klSum !== null && tokens > 0 ? upd.stats.klSum / tokens : null,
+        clip_low: upd && tokens > 0 ? upd.stats.clippedLow / tokens : null,
+        clip_high: upd && tokens > 0 ? upd.stats.clippedHigh / tokens : null,
+        clip_ratio: upd && tokens > 0 ? (upd.stats.clippedLow + upd.stats.clippedHigh) / tokens : null,
+        entropy: mean(all.entropy),
+        zero_spread_share: groups ? zeroGroups / groups : 0,
+        groups_used: keptGroups,
+        rollout_rounds: drawn.length,
+        loss: upd?.loss ?? null,
+        grad_norm: upd ? mean(upd.gradNorms) : null,
+        lr,
+        rollout_s: rolloutSeconds,
+        update_s: updateSeconds,
+        step_s: seconds,
+        gen_tokens: all.stats.generatedTokens,
+        gen_tokens_per_s: all.stats.tokensPerSecond,
+        elapsed_s: elapsed,
+        expert_load_max_over_mean: Object.keys(loadRatio).length ? Math.max(...Object.values(loadRatio)) : null,
+        expert_load: loadRatio,
+      };
+      sink.record(record);
+      for (let i = 0; i < Math.min(c.sampleCount, all.texts.length); i++) {
+        const row = (i * c.groupSize + (step % c.groupSize)) % all.texts.length; // different groups, a rotating member
+        const rw = all.rewards[row];
+        sink.sample({ step, row, problem: JSON.stringify(all.problems[row]), completion: all.texts[row], reward: rw.total, rewards: rw.values, correct: rw.correct, self_check: all.selfCheck[row].any, tokens: all.completions[row].length });
+      }
+      sink.progress(step, {
+        reward: (record.reward as number).toFixed(3),
+        acc: `${((record.accuracy as number) * 100).toFixed(1)}%`,
+        len: (record.completion_len_mean as number).toFixed(0),
+        check: `${((record.self_check_share as number) * 100).toFixed(0)}%`,
+        tokensPerSecond: all.stats.tokensPerSecond,
+      });
+      if (!upd) sink.log(`step ${step}: every group had equal rewards after ${drawn.length} rounds; no update`);
+      if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
+        const r = await evaluate(model, tok, { task: c.task, taskConfig: c.taskConfig, n: c.evalProblems, temperature: 0, maxNewTokens: c.maxNewTokens, seed: c.seed, examples: 0 });
+        model.train(true);
+        sink.record({ kind: 'eval', step, heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens });
+        sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
+      }
+      const pause = o.stopAfter !== undefined && step - startStep >= o.stopAfter && step < c.steps;
+      if (step % c.checkpointEvery === 0 || step === c.steps || interrupted || pause) await save();
+      if (interrupted) {
+        stoppedBy = 'interrupt';
+        break;
+      }
+      if (pause) {
+        stoppedBy = 'paused';
+        break;
+      }
+      await new Promise((res) => setImmediate(res)); // signals, finalizers
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    sink.close();
+  }
+  let finalDir: string | null = null;
+  if (stoppedBy === 'done') {
+    finalDir = path.join(runDir, 'final');
+    await saveCheckpoint(finalDir, model);
+    tok.save(path.join(finalDir, 'tokenizer.json'));
+    log(`final model: ${finalDir}`);
+  }
+  await sink.plot();
+  return { runDir, finalDir, stoppedBy, step, elapsed, lastCheckpoint };
+}

@@ -1,0 +1,134 @@
+// GRPO end to end on a tiny model: a short run on an easy task (one-digit multiplication after a
+// brief pretraining on direct solutions) raises the mean reward; a run stopped and resumed equals
+// an uninterrupted one; the run's files (metrics, samples, plots, checkpoints, final model) are
+// there and loadable; a resume with other settings is refused; the CLI rejects bad flags.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadCheckpoint } from '../src/model/checkpoint.ts';
+import { type RlConfigInput, parseRlConfig } from '../src/rl/config.ts';
+import { trainRl } from '../src/rl/trainer.ts';
+import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
+import { readMetrics } from '../src/train/metrics.ts';
+import { pretrain } from '../src/train/pretrain.ts';
+
+let runs: string;
+let base: string;
+const quiet = (): void => undefined;
+const rl = (over: Partial<RlConfigInput> = {}) =>
+  parseRlConfig({
+    name: 'rl',
+    runsDir: runs,
+    seed: 1,
+    base,
+    task: 'multiplication',
+    taskConfig: { maxDigitsA: 1, maxDigitsB: 1 },
+    trainProblems: 30,
+    steps: 10,
+    promptsPerStep: 8,
+    groupSize: 8,
+    maxNewTokens: 40,
+    loss: 'grpo',
+    beta: 0,
+    mu: 1,
+    microBatch: 64,
+    rewards: { task: 1, format: 0.5 },
+    optim: { lr: 2e-3 },
+    checkpointEvery: 100,
+    sampleCount: 1,
+    ...over,
+  });
+const rlRecords = (runDir: string) => readMetrics(join(runDir, 'metrics.jsonl')).filter((r) => r.kind === 'rl');
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+before(async () => {
+  runs = mkdtempSync(join(tmpdir(), 'tinyseek-rl-'));
+  const pc = resolveConfig(
+    PretrainConfig,
+    'pretrain-tiny',
+    {
+      runsDir: runs,
+      name: 'base',
+      steps: 150,
+      seqLen: 64,
+      batchSize: 8,
+      corpus: {
+        tasks: { countdown: 0, multiplication: 1, wordproblems: 0 },
+        factsShare: 0,
+        plainPromptShare: 0,
+        styles: { direct: 1, search: 0, slip: 0, selfCorrect: 0, wrongThing: 0, giveUp: 0 },
+        multiplication: { maxDigitsA: 1, maxDigitsB: 1 },
+      },
+    },
+    'test',
+  );
+  const p = await pretrain(pc, { log: quiet });
+  base = p.finalDir!;
+});
+after(() => rmSync(runs, { recursive: true, force: true }));
+
+describe('GRPO on a tiny model', () => {
+  test('10 steps on one-digit multiplication raise the mean reward; the run leaves its files', async () => {
+    const r = await trainRl(rl({ name: 'learn' }), { log: quiet });
+    assert.equal(r.stoppedBy, 'done');
+    const recs = rlRecords(r.runDir);
+    assert.equal(recs.length, 10);
+    const rewards = recs.map((x) => x.reward as number);
+    const first = mean(rewards.slice(0, 3));
+    const last = mean(rewards.slice(-3));
+    assert.ok(last > first + 0.03, `mean reward ${first.toFixed(3)} (first 3 steps) → ${last.toFixed(3)} (last 3)`);
+    for (const key of ['reward', 'reward_std', 'reward_by_fn', 'accuracy', 'completion_len_mean', 'completion_len_max', 'truncated_share', 'self_check_share', 'kl', 'clip_ratio', 'entropy', 'zero_spread_share', 'rollout_s', 'update_s', 'grad_norm', 'expert_load']) {
+      assert.ok(key in recs[0], key);
+    }
+    assert.ok((recs.at(-1)!.kl as number) > 0, 'the policy moved away from the base');
+    assert.ok(existsSync(join(r.runDir, 'samples.jsonl')));
+    assert.ok(readdirSync(join(r.runDir, 'plots')).includes('reward.svg'));
+    const m = loadCheckpoint(r.finalDir!);
+    assert.equal(m.config.vocab_size, loadCheckpoint(base).config.vocab_size);
+  });
+
+  // Tolerance: rewards and lengths exactly equal (same sampled tokens), loss and gradient norm 1e-5 relative.
+  test('stopped after 2 steps and resumed to 4, the run equals an uninterrupted one', async () => {
+    const whole = await trainRl(rl({ name: 'whole', steps: 4, mu: 2, beta: 0.04, checkpointEvery: 2 }), { log: quiet });
+    const c = rl({ name: 'split', steps: 4, mu: 2, beta: 0.04, checkpointEvery: 2 });
+    const first = await trainRl(c, { log: quiet, stopAfter: 2 });
+    assert.equal(first.stoppedBy, 'paused');
+    assert.equal(first.step, 2);
+    const second = await trainRl(c, { log: quiet, resume: true });
+    assert.equal(second.stoppedBy, 'done');
+    const a = rlRecords(whole.runDir);
+    const b = rlRecords(second.runDir);
+    assert.equal(b.length, 4);
+    for (let i = 0; i < 4; i++) {
+      assert.equal(b[i].reward, a[i].reward, `reward at step ${i + 1}`);
+      assert.equal(b[i].completion_len_mean, a[i].completion_len_mean, `length at step ${i + 1}`);
+      for (const k of ['loss', 'grad_norm']) {
+        const x = a[i][k] as number;
+        const y = b[i][k] as number;
+        assert.ok(Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(x)), `${k} at step ${i + 1}: ${x} vs ${y}`);
+      }
+    }
+  });
+
+  test('a resume with other settings is refused, naming the field', async () => {
+    const c = rl({ name: 'guard', steps: 2, checkpointEvery: 1 });
+    await trainRl(c, { log: quiet, stopAfter: 1 });
+    await assert.rejects(trainRl(rl({ name: 'guard', steps: 2, groupSize: 4 }), { log: quiet, resume: true }), /groupSize/);
+    await assert.rejects(trainRl(c, { log: quiet }), /already holds a run/);
+  });
+
+  test('a missing base checkpoint is a clear error', async () => {
+    await assert.rejects(trainRl(rl({ name: 'nobase', base: join(runs, 'nowhere') }), { log: quiet }), /has no config.json/);
+  });
+});
+
+describe('tinyseek rl CLI', () => {
+  test('an unknown loss variant is rejected with the choices', () => {
+    const r = spawnSync(process.execPath, ['bin/tinyseek.js', 'rl', '--loss', 'ppo'], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /grpo, bnpo, dr_grpo, dapo/);
+  });
+});
