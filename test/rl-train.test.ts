@@ -4,15 +4,17 @@
 // there and loadable; a resume with other settings is refused; the CLI rejects bad flags.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import { type RlConfigInput, parseRlConfig } from '../src/rl/config.ts';
+import { runR1Zero } from '../src/rl/experiment.ts';
 import { trainRl } from '../src/rl/trainer.ts';
 import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
 import { readMetrics } from '../src/train/metrics.ts';
+import { runPipeline } from '../src/train/pipeline.ts';
 import { pretrain } from '../src/train/pretrain.ts';
 
 let runs: string;
@@ -122,6 +124,47 @@ describe('GRPO on a tiny model', () => {
 
   test('a missing base checkpoint is a clear error', async () => {
     await assert.rejects(trainRl(rl({ name: 'nobase', base: join(runs, 'nowhere') }), { log: quiet }), /has no config.json/);
+  });
+});
+
+describe('the R1-Zero experiment and the main job', () => {
+  test('r1-zero writes the before / after numbers and the report; a rerun reuses the runs and evaluations', async () => {
+    const docs = join(runs, 'docs');
+    const o = {
+      tasks: ['multiplication' as const],
+      base,
+      steps: 2,
+      evalProblems: 4,
+      samples: 2,
+      runsDir: runs,
+      docsDir: docs,
+      rlOverrides: { promptsPerStep: 2, groupSize: 2, maxNewTokens: 24, taskConfig: { maxDigitsA: 1, maxDigitsB: 1 }, trainProblems: 20, checkpointEvery: 1 },
+      log: quiet,
+    };
+    const r = await runR1Zero(o);
+    const j = JSON.parse(readFileSync(join(docs, 'results', 'r1-zero.json'), 'utf8')) as Record<string, { base_pass1: number; rl_pass1: number; base: { sampled_pass1: number } }>;
+    for (const k of ['base_pass1', 'rl_pass1'] as const) {
+      assert.ok(j.multiplication[k] >= 0 && j.multiplication[k] <= 1, k);
+    }
+    assert.equal(j.multiplication.rl_pass1, r.multiplication.rl_pass1);
+    assert.ok(typeof j.multiplication.base.sampled_pass1 === 'number');
+    const md = readFileSync(join(docs, 'r1-zero.md'), 'utf8');
+    assert.match(md, /\| multiplication \|/);
+    assert.ok(existsSync(join(docs, 'results', 'r1-zero', 'multiplication-reward.svg')));
+    const lines: string[] = [];
+    await runR1Zero({ ...o, log: (s: string) => lines.push(s) });
+    assert.ok(lines.some((l) => /RL already done/.test(l)));
+    assert.equal(lines.filter((l) => /already done: .*eval-(base|rl)\.json/.test(l)).length, 2);
+  });
+
+  test('the main job starts from a shipped base model when there is one', async () => {
+    const lines: string[] = [];
+    const shipped = join(runs, 'shipped');
+    await runPipeline({ config: join(runs, 'base', 'config.json'), fromScratch: true, rl: false, shipBase: true, shippedBase: shipped, evalProblems: 2, log: quiet });
+    assert.ok(existsSync(join(shipped, 'model.safetensors')) && existsSync(join(shipped, 'tokenizer.json')) && existsSync(join(shipped, 'pretraining.json')));
+    const s = await runPipeline({ shippedBase: shipped, rl: false, log: (x: string) => lines.push(x) });
+    assert.equal(s.model, shipped);
+    assert.ok(lines.some((l) => /the shipped base model/.test(l)));
   });
 });
 

@@ -86,13 +86,13 @@ describe('tinyseek doctor', () => {
 });
 
 describe('the main job', () => {
-  test('pretrains, evaluates the base model, and a rerun reuses both', () => {
+  test('--from-scratch pretrains, evaluates the base model, and a rerun reuses both', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tinyseek-pipeline-'));
     try {
-      const args = ['pipeline', '--config', 'pretrain-tiny', '--runs-dir', dir, '--steps', '6', '--eval-n', '2'];
+      const args = ['pipeline', '--from-scratch', '--no-rl', '--config', 'pretrain-tiny', '--runs-dir', dir, '--steps', '6', '--eval-n', '2'];
       const first = run(args);
       assert.equal(first.status, 0, first.stderr);
-      assert.match(first.stdout, /countdown\s+held-out greedy pass@1 [\d.]+%/);
+      assert.match(first.stdout, /countdown\s+base held-out greedy pass@1 [\d.]+%/);
       assert.ok(existsSync(join(dir, 'pretrain-tiny', 'final', 'model.safetensors')));
       const second = run(args);
       assert.equal(second.status, 0, second.stderr);

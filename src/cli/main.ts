@@ -62,18 +62,25 @@ program
 
 program
   .command('pipeline', { isDefault: true })
-  .description('the main job: data and tokenizer, pretraining of the small model, the base model on held-out problems (reruns reuse what is done)')
+  .description(
+    'the main job: the base model (the shipped one, or --from-scratch: data, tokenizer, pretraining, held-out evaluation), then R1-Zero GRPO on Countdown and multiplication with the before / after table (reruns reuse what is done)',
+  )
+  .option('--from-scratch', 'pretrain the base model instead of starting from the shipped one')
+  .option('--no-rl', 'stop after the base model')
+  .option('--ship-base', 'with --from-scratch: write the pretrained model to checkpoints/small-base')
   .option('--config <file>', 'pretraining config (a file or preset name; default pretrain-small)')
-  .option('--name <name>', 'run name')
+  .option('--name <name>', 'pretraining run name')
   .option('--runs-dir <dir>', 'where runs live')
   .option('--steps <n>', 'pretraining steps', positiveInt)
-  .option('--eval-n <n>', 'held-out problems per task for the evaluation', positiveInt)
-  .action(async (o: { config?: string; name?: string; runsDir?: string; steps?: number; evalN?: number }) => {
+  .option('--rl-steps <n>', 'GRPO steps per task (default: the rl-countdown / rl-multiplication presets)', positiveInt)
+  .option('--eval-n <n>', 'held-out problems per task for the base-model evaluation', positiveInt)
+  .action(async (o: { fromScratch?: boolean; rl: boolean; shipBase?: boolean; config?: string; name?: string; runsDir?: string; steps?: number; rlSteps?: number; evalN?: number }) => {
+    if (o.shipBase && !o.fromScratch) throw new Error('--ship-base writes a newly pretrained model: use it with --from-scratch');
     const overrides: Record<string, unknown> = {};
     if (o.name !== undefined) overrides.name = o.name;
     if (o.runsDir !== undefined) overrides.runsDir = o.runsDir;
     if (o.steps !== undefined) overrides.steps = o.steps;
-    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN });
+    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN, fromScratch: o.fromScratch, rl: o.rl, rlSteps: o.rlSteps, shipBase: o.shipBase });
   });
 
 program

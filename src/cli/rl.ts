@@ -6,28 +6,14 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { TASK_NAMES, type TaskName } from '../data/index.ts';
-import { LOSS_VARIANTS } from '../rl/config.ts';
+import { LOSS_VARIANTS, resolveRlConfig } from '../rl/config.ts';
 import { R1_ZERO_TASKS, runR1Zero } from '../rl/experiment.ts';
-import { resolveRlConfig } from '../rl/config.ts';
 import { trainRl } from '../rl/trainer.ts';
-import { TrainConfigError } from '../train/config.ts';
-import { TrainingDivergedError } from '../train/loop.ts';
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
+import { guarded, positiveInt, positiveNumber } from './train.ts';
 
 function nonNegNumber(v: string): number {
   const n = Number(v);
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number ≥ 0');
-  return n;
-}
-
-function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number');
   return n;
 }
 
@@ -79,20 +65,6 @@ interface RlFlags {
   stopAfter?: number;
 }
 
-async function guarded(run: () => Promise<unknown>): Promise<void> {
-  try {
-    const r = (await run()) as { stoppedBy?: string } | undefined;
-    if (r && r.stoppedBy === 'interrupt') process.exitCode = 130;
-  } catch (e) {
-    if (e instanceof TrainingDivergedError || e instanceof TrainConfigError) {
-      console.error(`tinyseek: ${e.message}`);
-      process.exitCode = 1;
-      return;
-    }
-    throw e;
-  }
-}
-
 export function registerRlCommands(program: Command): void {
   program
     .command('rl')
@@ -136,7 +108,7 @@ export function registerRlCommands(program: Command): void {
       if (f.dynamicSampling) o.dynamicSampling = true;
       if (f.maskTruncated) o.maskTruncated = true;
       if (f.seed !== undefined) o.seed = f.seed;
-      await guarded(async () => trainRl(resolveRlConfig(f.config ?? 'rl-countdown', o), { resume: f.resume, stopAfter: f.stopAfter }));
+      await guarded(() => trainRl(resolveRlConfig(f.config ?? 'rl-countdown', o), { resume: f.resume, stopAfter: f.stopAfter }));
     });
 
   program

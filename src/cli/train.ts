@@ -10,13 +10,13 @@ import { ABLATIONS, type AblationName, runAblation } from '../train/ablations.ts
 import { pretrain } from '../train/pretrain.ts';
 import { sft } from '../train/sft.ts';
 
-function positiveInt(v: string): number {
+export function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
 
-function positiveNumber(v: string): number {
+export function positiveNumber(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
   return n;
@@ -58,10 +58,11 @@ function withCommon(cmd: Command): Command {
     .option('--stop-after <steps>', 'train this many steps, checkpoint and stop (continue later with --resume)', positiveInt);
 }
 
-async function guarded(run: () => Promise<{ stoppedBy: string }>): Promise<void> {
+/** Runs a training command: a stop by Ctrl-C exits 130; divergence and config errors print one line and exit 1. */
+export async function guarded(run: () => Promise<{ stoppedBy?: string } | object>): Promise<void> {
   try {
     const r = await run();
-    if (r.stoppedBy === 'interrupt') process.exitCode = 130;
+    if ('stoppedBy' in r && r.stoppedBy === 'interrupt') process.exitCode = 130;
   } catch (e) {
     if (e instanceof TrainingDivergedError || e instanceof TrainConfigError) {
       console.error(`tinyseek: ${e.message}`);

@@ -21,7 +21,7 @@ import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from '../train/checkpointing.ts';
 import { type MetricRecord, readMetrics } from '../train/metrics.ts';
-import { configDifferences, runDirOf } from '../train/pretrain.ts';
+import { configDifferences, runDirOf } from '../train/run-dir.ts';
 import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from './config.ts';
 import { detectSelfCheck } from './selfcheck.ts';
 import { trainRl } from './trainer.ts';
@@ -34,6 +34,8 @@ export interface R1ZeroOptions {
   base?: string;
   /** RL steps per task (default: the preset's). */
   steps?: number;
+  /** Other RL settings over the presets' (e.g. smaller batches for a quick check). */
+  rlOverrides?: Record<string, unknown>;
   runsDir?: string;
   docsDir?: string;
   /** Held-out problems (default 200). */
@@ -136,7 +138,7 @@ function curveSummary(records: readonly MetricRecord[]): TaskResult['curve'] {
 }
 
 async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log: (s: string) => void): Promise<TaskResult> {
-  const overrides: Record<string, unknown> = { name: `r1-zero-${task}` };
+  const overrides: Record<string, unknown> = { ...o.rlOverrides, name: `r1-zero-${task}` };
   if (o.base) overrides.base = o.base;
   if (o.steps) overrides.steps = o.steps;
   if (o.runsDir) overrides.runsDir = o.runsDir;

@@ -29,11 +29,11 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, applyLr, clipGradNorm, weightDecayGroups } from '../nn/index.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../train/checkpointing.ts';
+import { saveTrainingCheckpoint } from '../train/checkpointing.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
 import type { MetricRecord } from '../train/metrics.ts';
 import type { ChartSpec } from '../train/plots.ts';
-import { configDifferences, runDirOf } from '../train/pretrain.ts';
+import { openRunDir, resumePoint } from '../train/run-dir.ts';
 import { type RunSink, openRunSink } from '../train/run-sink.ts';
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
@@ -168,23 +168,11 @@ function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: 
 
 export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResult> {
   const log = o.log ?? ((s: string) => console.log(s));
-  const runDir = runDirOf(c);
-  const configFile = path.join(runDir, 'config.json');
-  const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
-  if (o.resume) {
-    if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
-    const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as unknown;
-    const diff = configDifferences(saved, c, '', RL_RUN_CONTROL_KEYS);
-    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${RL_RUN_CONTROL_KEYS.join(', ')} may change)`);
-  } else if (latest) {
-    throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
-  }
   const tokFile = path.join(c.base, 'tokenizer.json');
   if (!fs.existsSync(path.join(c.base, 'config.json'))) throw new Error(`base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pretrain) or point base at a checkpoint directory`);
   if (!fs.existsSync(tokFile)) throw new Error(`base checkpoint ${c.base} has no tokenizer.json beside its weights`);
   const weights = parseRewardWeights(c.rewards);
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  const { runDir, latest } = openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS);
 
   const tok = Tokenizer.load(tokFile);
   const model = loadCheckpoint(c.base);
@@ -192,20 +180,12 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   const ref = c.beta > 0 || c.trackKl ? loadCheckpoint(c.base) : null;
   ref?.eval();
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
-  let step = 0;
-  let elapsed = 0;
-  let generated = 0;
-  let dataState: IteratorState | undefined;
-  if (o.resume && latest) {
-    const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
-    step = s.step;
-    elapsed = s.elapsed;
-    generated = s.tokensSeen;
-    dataState = s.data as IteratorState;
-    log(`resumed from ${latest.dir} at step ${step}`);
-  }
+  const resumed = resumePoint(latest, model, optimizer, log);
+  let step = resumed.step;
+  let elapsed = resumed.elapsed;
+  let generated = resumed.tokensSeen;
   const problems = trainProblems(c);
-  const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: dataState });
+  const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: resumed.data as IteratorState | undefined });
   const pad = tok.special.pad >= 0 ? tok.special.pad : 0;
   const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? step : null, logEvery: c.logEvery, log, plots: { defaults: false, series: RL_CHARTS } });
   log(

@@ -1,16 +1,24 @@
 /**
- * The main job: prepare the data and the tokenizer, pretrain the `small` model on the synthetic
- * corpus, and measure the base model on every task's held-out split. Reruns reuse what is done:
- * cached data, a finished pretraining run (its final/ model), an interrupted one (resumed from its
- * checkpoint), and evaluation results newer than the model.
+ * The main job, in two stages:
  *
- * Later stages (RL) continue from the base model this writes.
+ *   1. the base model — by default the one the repository ships (checkpoints/small-base, made by
+ *      `tinyseek pipeline --from-scratch --no-rl --ship-base`); with fromScratch: prepare the data
+ *      and the tokenizer, pretrain the `small` model on the synthetic corpus and measure it on every
+ *      task's held-out split (at the corpus's difficulty);
+ *   2. R1-Zero (rl/experiment.ts): GRPO with rule rewards on Countdown and multiplication from that
+ *      base, with the before / after table.
+ *
+ * Reruns reuse what is done: cached data, a finished pretraining run (its final/ model), an
+ * interrupted one (resumed from its checkpoint), evaluation results newer than the model, finished
+ * or interrupted RL runs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TASK_NAMES, type TaskName } from '../data/index.ts';
+import { fileURLToPath } from 'node:url';
+import { TASK_NAMES, type TaskName, encodeProblemPrompt, generateProblems } from '../data/index.ts';
 import { type EvalReport, evaluate } from '../eval/index.ts';
-import { loadCheckpoint } from '../model/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { type TaskResult, runR1Zero } from '../rl/experiment.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from './checkpointing.ts';
 import { PretrainConfig, resolveConfig } from './config.ts';
@@ -23,8 +31,23 @@ export interface PipelineOptions {
   /** Held-out problems per task for the base-model evaluation. */
   evalProblems?: number;
   evalMaxTokens?: number;
+  /** Pretrain the base model instead of starting from the shipped one. */
+  fromScratch?: boolean;
+  /** Run the R1-Zero stage (default true). */
+  rl?: boolean;
+  /** RL steps per task (default: the rl-<task> presets'). */
+  rlSteps?: number;
+  /** Write the pretrained base model to the shipped-base directory (with fromScratch). */
+  shipBase?: boolean;
+  /** Where the shipped base lives (default checkpoints/small-base in the package). */
+  shippedBase?: string;
+  docsDir?: string;
   log?: (s: string) => void;
 }
+
+/** checkpoints/small-base in the package: the base model the main job starts from by default. */
+export const SHIPPED_BASE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'checkpoints', 'small-base');
+const SHIPPED_INFO = 'pretraining.json';
 
 export interface TaskFigures {
   pass1: number;
@@ -42,6 +65,18 @@ export interface PipelineSummary {
   valBpb: number | null;
   steps: number;
   trainSeconds: number | null;
+  base: Record<TaskName, TaskFigures> | null;
+  rl: Record<string, TaskResult> | null;
+}
+
+/** Pretraining facts stored beside the shipped base model. */
+interface ShippedInfo {
+  command: string;
+  config: unknown;
+  valLoss: number | null;
+  valBpb: number | null;
+  steps: number;
+  trainSeconds: number | null;
   base: Record<TaskName, TaskFigures>;
 }
 
@@ -51,6 +86,44 @@ function isNewer(a: string, b: string): boolean {
 
 export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSummary> {
   const log = o.log ?? ((s: string) => console.log(s));
+  const shipped = o.shippedBase ?? SHIPPED_BASE;
+  let summary: PipelineSummary;
+  if (!o.fromScratch && fs.existsSync(path.join(shipped, 'config.json'))) {
+    const info = JSON.parse(fs.readFileSync(path.join(shipped, SHIPPED_INFO), 'utf8')) as ShippedInfo;
+    log('── 1/2 the base model ──────────────────────────────────────────');
+    log(`the shipped base model ${shipped} (made by \`${info.command}\`; --from-scratch pretrains it again)`);
+    log(`  pretrained ${info.steps} steps: validation loss ${info.valLoss?.toFixed(4) ?? '?'} nats/token, ${info.valBpb?.toFixed(4) ?? '?'} bits/byte`);
+    summary = { runDir: shipped, model: shipped, valLoss: info.valLoss, valBpb: info.valBpb, steps: info.steps, trainSeconds: info.trainSeconds, base: info.base, rl: null };
+  } else {
+    if (!o.fromScratch) log(`no shipped base model at ${shipped}: pretraining one`);
+    summary = await pretrainStage(o, log);
+    if (o.shipBase) await shipBaseModel(summary, shipped, log);
+  }
+  if (o.rl !== false) {
+    log('── 2/2 R1-Zero: GRPO with rule rewards from the base model ─────');
+    summary.rl = await runR1Zero({ base: summary.model, steps: o.rlSteps, runsDir: o.overrides?.runsDir as string | undefined, docsDir: o.docsDir, log });
+  }
+  log('── summary ─────────────────────────────────────────────────────');
+  log(`base model ${summary.model}: validation loss ${summary.valLoss?.toFixed(4) ?? '?'} nats/token, ${summary.valBpb?.toFixed(4) ?? '?'} bits/byte`);
+  if (summary.base) for (const task of TASK_NAMES) if (summary.base[task]) log(`  ${task.padEnd(15)} base held-out greedy pass@1 ${(summary.base[task].pass1 * 100).toFixed(1)}% (${summary.base[task].problems} problems)`);
+  if (summary.rl) {
+    for (const [task, r] of Object.entries(summary.rl)) log(`  ${task.padEnd(15)} R1-Zero greedy pass@1 ${(r.base_pass1 * 100).toFixed(1)}% → ${(r.rl_pass1 * 100).toFixed(1)}% after ${r.steps} GRPO steps`);
+  }
+  return summary;
+}
+
+async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) => void): Promise<void> {
+  if (!s.base) throw new Error('shipBase: the base model has no evaluation');
+  const model = loadCheckpoint(s.model);
+  await saveCheckpoint(dir, model, { dtype: 'bfloat16' });
+  fs.copyFileSync(path.join(s.model, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  const cfg = JSON.parse(fs.readFileSync(path.join(s.runDir, 'config.json'), 'utf8')) as unknown;
+  const info: ShippedInfo = { command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base', config: cfg, valLoss: s.valLoss, valBpb: s.valBpb, steps: s.steps, trainSeconds: s.trainSeconds, base: s.base };
+  fs.writeFileSync(path.join(dir, SHIPPED_INFO), `${JSON.stringify(info, null, 2)}\n`);
+  log(`shipped base model written to ${dir} (bfloat16)`);
+}
+
+async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Promise<PipelineSummary> {
   const source = o.config ?? 'pretrain-small';
   const cfg = resolveConfig(PretrainConfig, source, o.overrides ?? {}, source);
   const runDir = runDirOf(cfg);
@@ -58,7 +131,7 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
   const savedConfig = path.join(runDir, 'config.json');
   const sameRun = fs.existsSync(savedConfig) && configDifferences(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg).length === 0;
 
-  log('── 1/2 pretraining ─────────────────────────────────────────────');
+  log('── 1/2 pretraining the base model ──────────────────────────────');
   let trainSeconds: number | null = null;
   if (sameRun && fs.existsSync(path.join(finalDir, 'config.json'))) {
     log(`pretraining already done: ${finalDir} (delete ${runDir} to train again)`);
@@ -71,23 +144,29 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
     trainSeconds = r.elapsed;
   }
 
-  log('── 2/2 the base model on the held-out problems ────────────────');
+  log('── the base model on the held-out problems ─────────────────────');
   const evalFile = path.join(runDir, 'eval-base.json');
   const n = o.evalProblems ?? 100;
   let base: Record<TaskName, TaskFigures>;
-  const cached = isNewer(evalFile, path.join(finalDir, 'config.json')) ? (JSON.parse(fs.readFileSync(evalFile, 'utf8')) as { n: number; base: Record<TaskName, TaskFigures> }) : null;
-  if (cached && cached.n === n) {
+  const taskConfigs = Object.fromEntries(TASK_NAMES.map((t) => [t, cfg.corpus[t]]));
+  const cached = isNewer(evalFile, path.join(finalDir, 'config.json'))
+    ? (JSON.parse(fs.readFileSync(evalFile, 'utf8')) as { n: number; taskConfigs?: unknown; base: Record<TaskName, TaskFigures> })
+    : null;
+  if (cached && cached.n === n && JSON.stringify(cached.taskConfigs) === JSON.stringify(taskConfigs)) {
     base = cached.base;
     log(`evaluation already done: ${evalFile}`);
   } else {
     const model = loadCheckpoint(finalDir);
     const tok = Tokenizer.load(path.join(finalDir, 'tokenizer.json'));
     base = {} as Record<TaskName, TaskFigures>;
-    // Prompts (word problems are the longest) take up to ~250 positions with a small vocabulary;
-    // completions get the rest.
-    const maxNewTokens = Math.max(32, Math.min(o.evalMaxTokens ?? 256, model.config.max_position_embeddings - 256));
     for (const task of TASK_NAMES) {
-      const r: EvalReport = await evaluate(model, tok, { task, n, temperature: 0, maxNewTokens, seed: 0, examples: 0 });
+      // Completions get the positions the longest prompt leaves (word problems can take ~300 with a small vocabulary).
+      const problems = generateProblems(task, { seed: 0, split: 'heldout', n, config: taskConfigs[task] as Record<string, unknown> });
+      const longest = Math.max(...problems.map((p) => encodeProblemPrompt(tok, p).length));
+      const room = model.config.max_position_embeddings - longest;
+      if (room < 16) throw new Error(`${task} prompts take up to ${longest} of the model's ${model.config.max_position_embeddings} positions; raise max_position_embeddings (modelOverrides) or the vocabulary size`);
+      const maxNewTokens = Math.min(o.evalMaxTokens ?? 256, room);
+      const r: EvalReport = await evaluate(model, tok, { problems, n, temperature: 0, maxNewTokens, seed: 0, examples: 0 });
       base[task] = {
         pass1: r.pass1,
         wellFormed: r.wellFormedShare,
@@ -98,7 +177,7 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
       };
       log(`${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens`);
     }
-    fs.writeFileSync(evalFile, `${JSON.stringify({ n, base }, null, 2)}\n`);
+    fs.writeFileSync(evalFile, `${JSON.stringify({ n, taskConfigs, base }, null, 2)}\n`);
   }
 
   const metrics = path.join(runDir, 'metrics.jsonl');
@@ -115,10 +194,7 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
       }
     }
   }
-  const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base };
+  const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null };
   fs.writeFileSync(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  log('── summary ─────────────────────────────────────────────────────');
-  log(`base model ${finalDir}: validation loss ${valLoss?.toFixed(4) ?? '?'} nats/token, ${valBpb?.toFixed(4) ?? '?'} bits/byte`);
-  for (const task of TASK_NAMES) log(`  ${task.padEnd(15)} held-out greedy pass@1 ${(base[task].pass1 * 100).toFixed(1)}% (${base[task].problems} problems)`);
   return summary;
 }

@@ -20,7 +20,8 @@ import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../mo
 import { saveCheckpoint } from '../model/checkpoint.ts';
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
+import { saveTrainingCheckpoint } from './checkpointing.ts';
+import { configDifferences as diffConfigs, openRunDir, resumePoint } from './run-dir.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
 import { preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
@@ -30,21 +31,11 @@ import { byteLengthTensor, validate } from './validation.ts';
 
 export const RUN_CONTROL_KEYS = ['steps', 'evalEvery', 'checkpointEvery', 'keepCheckpoints', 'logEvery', 'sampleCount', 'sampleTokens', 'evalBatches'];
 
-export function runDirOf(c: { runsDir: string; name: string }): string {
-  return path.join(c.runsDir, c.name);
-}
+export { runDirOf } from './run-dir.ts';
 
-/** Keys (dotted) whose values differ between two configs, ignoring the run-control keys. */
-export function configDifferences(a: unknown, b: unknown, prefix = '', ignore: readonly string[] = RUN_CONTROL_KEYS): string[] {
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
-  if (!a || !b || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) || Array.isArray(b)) return [prefix || '(root)'];
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  const out: string[] = [];
-  for (const k of keys) {
-    if (!prefix && ignore.includes(k)) continue;
-    out.push(...configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k, ignore));
-  }
-  return out;
+/** Keys (dotted) whose values differ between two pretraining configs, ignoring the run-control keys. */
+export function configDifferences(a: unknown, b: unknown): string[] {
+  return diffConfigs(a, b, '', RUN_CONTROL_KEYS);
 }
 
 export function scheduleOf(o: z.output<typeof OptimConfig>, steps: number): Schedule {
@@ -91,19 +82,7 @@ export interface PretrainOptions {
 
 export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Promise<PretrainResult> {
   const log = o.log ?? ((s: string) => console.log(s));
-  const runDir = runDirOf(c);
-  const configFile = path.join(runDir, 'config.json');
-  const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
-  if (o.resume) {
-    if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
-    const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as unknown;
-    const diff = configDifferences(saved, c);
-    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${RUN_CONTROL_KEYS.join(', ')} may change)`);
-  } else if (latest) {
-    throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
-  }
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const data = preparePretrainData(
     { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen },
@@ -115,19 +94,8 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   const model = new DeepSeekV3(modelConfig, { seed: c.seed });
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const schedule = scheduleOf(c.optim, c.steps);
-  let startStep = 0;
-  let tokensSeen = 0;
-  let elapsed = 0;
-  let dataState: IteratorState | undefined;
-  if (o.resume && latest) {
-    const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
-    startStep = s.step;
-    tokensSeen = s.tokensSeen;
-    elapsed = s.elapsed;
-    dataState = s.data as IteratorState;
-    log(`resumed from ${latest.dir} at step ${startStep}`);
-  }
-  const loader = new PretrainLoader(data.train, { batchSize: c.batchSize, seed: c.seed, resume: dataState });
+  const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
+  const loader = new PretrainLoader(data.train, { batchSize: c.batchSize, seed: c.seed, resume: dataState as IteratorState | undefined });
   const bytes = byteLengthTensor(tok);
   const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   log(
@@ -158,7 +126,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
         const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
         sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
         if (c.sampleCount > 0) {
-          for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed })) {
+          for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed, taskConfigs: c.corpus })) {
             sink.sample({ step, ...s });
             sink.log(`  sample (${String(s.task)}, reward ${String(s.reward)}): ${JSON.stringify(String(s.completion).slice(0, 160))}`);
           }

@@ -18,10 +18,11 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, weightDecayGroups } from '../nn/index.ts';
 import { type ChatMessage, Tokenizer } from '../tokenizer/index.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
+import { saveTrainingCheckpoint } from './checkpointing.ts';
 import type { SftConfig } from './config.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
-import { RUN_CONTROL_KEYS, biasGammaOf, configDifferences, runDirOf, scheduleOf } from './pretrain.ts';
+import { RUN_CONTROL_KEYS, biasGammaOf, scheduleOf } from './pretrain.ts';
+import { openRunDir, resumePoint } from './run-dir.ts';
 import { openRunSink } from './run-sink.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
@@ -93,18 +94,7 @@ export interface SftResult extends LoopResult {
 
 export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: number; log?: (s: string) => void } = {}): Promise<SftResult> {
   const log = o.log ?? ((s: string) => console.log(s));
-  const runDir = runDirOf(c);
-  const configFile = path.join(runDir, 'config.json');
-  const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
-  if (o.resume) {
-    if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
-    const diff = configDifferences(JSON.parse(fs.readFileSync(configFile, 'utf8')), c);
-    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${RUN_CONTROL_KEYS.join(', ')} may change)`);
-  } else if (latest) {
-    throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
-  }
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const tokFile = path.join(c.from, 'tokenizer.json');
   if (!fs.existsSync(tokFile)) throw new Error(`${c.from} has no tokenizer.json: fine-tune a checkpoint written by tinyseek pretrain (its final/ or checkpoints/step-…/model)`);
@@ -122,19 +112,8 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   const valExamples = conversations.filter((_, i) => valIdx.has(i)).map((m) => encodeSftExample(tok, m));
 
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
-  let startStep = 0;
-  let tokensSeen = 0;
-  let elapsed = 0;
-  let dataState: IteratorState | undefined;
-  if (o.resume && latest) {
-    const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
-    startStep = s.step;
-    tokensSeen = s.tokensSeen;
-    elapsed = s.elapsed;
-    dataState = s.data as IteratorState;
-    log(`resumed from ${latest.dir} at step ${startStep}`);
-  }
-  const loader = new SftLoader(tok, trainConvs, { batchSize: c.batchSize, seed: c.seed, pad: tok.special.pad, maxLen: c.seqLen, resume: dataState });
+  const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
+  const loader = new SftLoader(tok, trainConvs, { batchSize: c.batchSize, seed: c.seed, pad: tok.special.pad, maxLen: c.seqLen, resume: dataState as IteratorState | undefined });
   if (loader.dropped.length) log(`sft: ${loader.dropped.length} conversations longer than ${c.seqLen} tokens left out`);
   const sink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   const usesBias = model.moeLayers().some((m) => m.gate.bias !== null);
