@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
 import { registerEvalCommands } from '../src/cli/eval.ts';
 import { generateCorpus, generateProblems } from '../src/data/index.ts';
-import { type EvalReport, type SampleOutcome, defaultKs, evaluate, majorityVote, passAtK, tally } from '../src/eval/index.ts';
+import { type EvalReport, type SampleOutcome, copyProbe, defaultKs, evaluate, majorityVote, passAtK, restatement, tally } from '../src/eval/index.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadPreset, parseConfig } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
@@ -180,5 +180,19 @@ describe('tinyseek eval', () => {
     assert.match(text, /── example 1: reward /);
     await assert.rejects(run('eval', '--checkpoint', join(dir, 'nowhere'), '--n', '1'), /no tokenizer given and .*tokenizer\.json does not exist/);
     await assert.rejects(run('eval', '--checkpoint', ckpt, '--task', 'chess'), /expected one of countdown, multiplication, wordproblems/);
+  });
+});
+
+describe('copy probe', () => {
+  test('counts the digits of the restated numbers; the measure is a share', () => {
+    const cd = generateProblems('countdown', { seed: 0, split: 'heldout', n: 3 });
+    const mu = generateProblems('multiplication', { seed: 0, split: 'heldout', n: 2 });
+    assert.equal(restatement(mu[0]), `\nWe need ${mu[0].a} * ${mu[0].b}.`);
+    const r = copyProbe(model, tok, [...cd, ...mu]);
+    assert.equal(r.problems, 5);
+    const digitsOf = (s: string): number => tok.encode(s).filter((id) => /^[0-9]+$/.test(tok.decode([id]))).length;
+    assert.equal(r.digits, [...cd, ...mu].reduce((a, p) => a + digitsOf(restatement(p)!), 0));
+    assert.ok(r.digitAccuracy >= 0 && r.digitAccuracy <= 1 && r.exactShare >= 0 && r.exactShare <= 1);
+    assert.throws(() => copyProbe(model, tok, generateProblems('wordproblems', { seed: 0, split: 'heldout', n: 1 })), /no problem of a task with numbers/);
   });
 });

@@ -6,3 +6,4 @@ export { evaluate, type EvaluateOptions, type EvalReport, type EvalExample } fro
 export { passAtK, meanPassAtK, defaultKs } from './passk.ts';
 export { majorityVote, normaliseAnswer, type Vote } from './vote.ts';
 export { tally, type SampleOutcome, type Figures } from './tally.ts';
+export { copyProbe, restatement, type CopyProbe } from './copy-probe.ts';

@@ -14,8 +14,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TaskName } from '../data/index.ts';
-import { type EvalReport, evaluate } from '../eval/index.ts';
+import { fileURLToPath } from 'node:url';
+import { type TaskName, generateProblems } from '../data/index.ts';
+import { type EvalReport, copyProbe, evaluate } from '../eval/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -28,9 +29,12 @@ import { trainRl } from './trainer.ts';
 
 export const R1_ZERO_TASKS: readonly TaskName[] = ['countdown', 'multiplication'];
 
+/** checkpoints/small-base in the package: the base model the experiment starts from by default. */
+export const SHIPPED_BASE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'checkpoints', 'small-base');
+
 export interface R1ZeroOptions {
   tasks?: readonly TaskName[];
-  /** The base checkpoint (default: each preset's). */
+  /** The base checkpoint (default: the shipped one when present, else each preset's). */
   base?: string;
   /** RL steps per task (default: the preset's). */
   steps?: number;
@@ -69,6 +73,8 @@ export interface TaskResult {
   rl_minutes: number;
   rollout_share: number;
   curve: { first: Record<string, number>; last: Record<string, number> };
+  /** Copy probe (eval/copy-probe.ts): digits of the prompt's numbers restated right, teacher-forced. */
+  copy_digit_accuracy: { base: number; rl: number };
   examples: { base: string; rl: string; problem: string }[];
 }
 
@@ -139,7 +145,8 @@ function curveSummary(records: readonly MetricRecord[]): TaskResult['curve'] {
 
 async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log: (s: string) => void): Promise<TaskResult> {
   const overrides: Record<string, unknown> = { ...o.rlOverrides, name: `r1-zero-${task}` };
-  if (o.base) overrides.base = o.base;
+  const base = o.base ?? (fs.existsSync(path.join(SHIPPED_BASE, 'config.json')) ? SHIPPED_BASE : undefined);
+  if (base) overrides.base = base;
   if (o.steps) overrides.steps = o.steps;
   if (o.runsDir) overrides.runsDir = o.runsDir;
   const c = resolveRlConfig(`rl-${task}`, overrides);
@@ -167,6 +174,11 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
   log(`── ${task}: the RL model on the same problems`);
   const after = await evaluateBoth(finalDir, c, n, samples, temperature, path.join(runDir, 'eval-rl.json'), log);
 
+  const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n, config: c.taskConfig });
+  const probe = (dir: string): number => copyProbe(loadCheckpoint(dir), Tokenizer.load(path.join(dir, 'tokenizer.json')), probeProblems).digitAccuracy;
+  const copy = { base: probe(c.base), rl: probe(finalDir) };
+  log(`── ${task}: copy probe (prompt numbers restated right, per digit): base ${pct(copy.base)}, after RL ${pct(copy.rl)}`);
+
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
   const rl = records.filter((r) => r.kind === 'rl');
   const rolloutS = rl.reduce((a, r) => a + (r.rollout_s as number), 0);
@@ -192,6 +204,7 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
     rl_minutes: (rl.length ? (rl[rl.length - 1].elapsed_s as number) : 0) / 60,
     rollout_share: rolloutS / Math.max(rolloutS + updateS, 1e-9),
     curve: curveSummary(records),
+    copy_digit_accuracy: copy,
     examples,
   };
 }
@@ -208,13 +221,14 @@ function markdown(results: Record<string, TaskResult>, o: Required<Pick<R1ZeroOp
     'rewards only (presets `src/rl/presets/rl-<task>.json`), and evaluated again on the same held-out problems.',
     '',
     `Evaluation: ${o.evalProblems} held-out problems per task; greedy pass@1, and pass@1 / pass@${o.samples} / majority vote over ${o.samples} samples at temperature ${o.temperature}.`,
+    'The copy probe (`src/eval/copy-probe.ts`) feeds each prompt followed by the corpus\'s opening that restates its numbers and counts the digits the model predicts right (chance ≈ 10%).',
     '',
-    '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@k base → RL | mean length (tokens) base → RL | RL steps | RL minutes | rollout share of time |',
-    '|---|---|---|---|---|---|---|---|',
+    '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@k base → RL | mean length (tokens) base → RL | copy probe base → RL | RL steps | RL minutes | rollout share of time |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [task, r] of Object.entries(results)) {
     lines.push(
-      `| ${task} | ${pct(r.base.greedy_pass1)} → **${pct(r.rl.greedy_pass1)}** | ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)} | ${pct(r.base.sampled_pass_at_k)} → ${pct(r.rl.sampled_pass_at_k)} | ${num(r.base.mean_tokens, 0)} → ${num(r.rl.mean_tokens, 0)} | ${r.steps} | ${num(r.rl_minutes, 1)} | ${pct(r.rollout_share)} |`,
+      `| ${task} | ${pct(r.base.greedy_pass1)} → **${pct(r.rl.greedy_pass1)}** | ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)} | ${pct(r.base.sampled_pass_at_k)} → ${pct(r.rl.sampled_pass_at_k)} | ${num(r.base.mean_tokens, 0)} → ${num(r.rl.mean_tokens, 0)} | ${pct(r.copy_digit_accuracy.base)} → ${pct(r.copy_digit_accuracy.rl)} | ${r.steps} | ${num(r.rl_minutes, 1)} | ${pct(r.rollout_share)} |`,
     );
   }
   lines.push('', '## During training (mean of the first and the last steps)', '', '| task | | reward | accuracy | length | self-check share | revise share | KL | entropy | zero-spread groups |', '|---|---|---|---|---|---|---|---|---|---|');

@@ -169,7 +169,7 @@ function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: 
 export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const tokFile = path.join(c.base, 'tokenizer.json');
-  if (!fs.existsSync(path.join(c.base, 'config.json'))) throw new Error(`base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pretrain) or point base at a checkpoint directory`);
+  if (!fs.existsSync(path.join(c.base, 'config.json'))) throw new Error(`base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pipeline --from-scratch --no-rl) or pass --base checkpoints/small-base (the shipped base model) or another checkpoint directory`);
   if (!fs.existsSync(tokFile)) throw new Error(`base checkpoint ${c.base} has no tokenizer.json beside its weights`);
   const weights = parseRewardWeights(c.rewards);
   const { runDir, latest } = openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS);

@@ -14,11 +14,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TASK_NAMES, type TaskName, encodeProblemPrompt, generateProblems } from '../data/index.ts';
 import { type EvalReport, evaluate } from '../eval/index.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
-import { type TaskResult, runR1Zero } from '../rl/experiment.ts';
+import { SHIPPED_BASE, type TaskResult, runR1Zero } from '../rl/experiment.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from './checkpointing.ts';
 import { PretrainConfig, resolveConfig } from './config.ts';
@@ -45,8 +44,6 @@ export interface PipelineOptions {
   log?: (s: string) => void;
 }
 
-/** checkpoints/small-base in the package: the base model the main job starts from by default. */
-export const SHIPPED_BASE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'checkpoints', 'small-base');
 const SHIPPED_INFO = 'pretraining.json';
 
 export interface TaskFigures {
