@@ -9,11 +9,12 @@ import { encodeProblemPrompt, generateProblems } from '../src/data/index.ts';
 import { generate } from '../src/engine/index.ts';
 import { loadPreset } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
-import { parseRlConfig } from '../src/rl/config.ts';
+import { parseRlConfig, resolveRlConfig } from '../src/rl/config.ts';
 import { type LossNorm, groupAdvantages, klK3, policyLoss } from '../src/rl/grpo.ts';
 import { completionLogprobs, sequenceBatch } from '../src/rl/logprobs.ts';
 import { formatReward, languageReward, lengthReward, parseRewardWeights, scoreRewards } from '../src/rl/rewards.ts';
 import { detectSelfCheck } from '../src/rl/selfcheck.ts';
+import { trainProblems } from '../src/rl/trainer.ts';
 
 const close = (a: number, b: number, tol = 1e-6, what = ''): void => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
 
@@ -226,6 +227,12 @@ describe('config', () => {
     assert.equal(dr.scaleRewards, false);
     assert.equal(dr.epsHigh, 0.2);
     assert.equal(parseRlConfig({ ...base, loss: 'dapo', epsHigh: 0.3, dynamicSampling: false }).dynamicSampling, false);
+  });
+  test('the shipped presets are valid', () => {
+    for (const name of ['rl-countdown', 'rl-multiplication', 'rl-tiny']) {
+      const c = resolveRlConfig(name);
+      assert.equal(trainProblems(c).length, c.trainProblems, `${name}: the train split holds the problems it asks for`);
+    }
   });
   test('bad fields are named', () => {
     assert.throws(() => parseRlConfig({ ...base, loss: 'ppo' as 'grpo' }), /loss/);
