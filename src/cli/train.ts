@@ -100,7 +100,7 @@ export function registerTrainCommands(program: Command): void {
     .command('ablate')
     .description(`one DeepSeek ablation at the small size (${ABLATIONS.join(', ')}); results in docs/ablations/`)
     .argument('<name>', ABLATIONS.join(' | '))
-    .option('--steps <n>', 'pretraining steps per variant (default 300)', positiveInt)
+    .option('--steps <n>', 'pretraining steps per variant (default 250)', positiveInt)
     .option('--config <file>', 'base pretraining config (default pretrain-small)')
     .option('--runs-dir <dir>', 'where the runs live')
     .option('--docs-dir <dir>', 'where the report goes (default docs)')

@@ -129,7 +129,7 @@ export interface AblationOptions {
 export async function runAblation(name: AblationName, o: AblationOptions = {}): Promise<VariantResult[]> {
   const log = o.log ?? ((s: string) => console.log(s));
   const base = o.base ?? 'pretrain-small';
-  const steps = o.steps ?? 300;
+  const steps = o.steps ?? 250;
   const results: VariantResult[] = [];
   const runs: { name: string; records: MetricRecord[] }[] = [];
   for (const v of VARIANTS[name]) {
