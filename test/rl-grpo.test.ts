@@ -13,6 +13,7 @@ import { parseRlConfig, resolveRlConfig } from '../src/rl/config.ts';
 import { type LossNorm, groupAdvantages, klK3, policyLoss } from '../src/rl/grpo.ts';
 import { completionLogprobs, sequenceBatch } from '../src/rl/logprobs.ts';
 import { formatReward, languageReward, lengthReward, parseRewardWeights, scoreRewards } from '../src/rl/rewards.ts';
+import { type Rollout, concatRollouts, selectGroups } from '../src/rl/rollout.ts';
 import { detectSelfCheck } from '../src/rl/selfcheck.ts';
 import { trainProblems } from '../src/rl/trainer.ts';
 
@@ -237,6 +238,36 @@ describe('config', () => {
   test('bad fields are named', () => {
     assert.throws(() => parseRlConfig({ ...base, loss: 'ppo' as 'grpo' }), /loss/);
     assert.throws(() => parseRlConfig({ ...base, groupSize: 1 }), /groupSize/);
+  });
+});
+
+describe('dynamic sampling bookkeeping', () => {
+  const stats = { rows: 4, promptTokens: 10, generatedTokens: 20, steps: 5, compactions: 0, prefillMs: 1, decodeMs: 9, tokensPerSecond: 2000, decodeTokensPerSecond: 2000 };
+  const fake = (tag: string): Rollout => ({
+    groupSize: 2,
+    prompts: [Int32Array.from([1]), Int32Array.from([2])],
+    problems: generateProblems('multiplication', { seed: tag, split: 'train', n: 4 }),
+    completions: [[1], [2], [3], [4]],
+    texts: ['a', 'b', 'c', 'd'].map((x) => tag + x),
+    rewards: [0, 0, 1, 0].map((r) => scoreRewards('', generateProblems('countdown', { seed: 0, split: 'train', n: 1 })[0], parseRewardWeights({ task: 1 }), { tokens: 1, truncated: false, maxNewTokens: 8, lengthCache: 2 })).map((b, i) => ({ ...b, total: [0, 0, 1, 0][i] })),
+    truncated: [false, true, false, false],
+    entropy: [0.1, 0.2, 0.3, 0.4],
+    selfCheck: [0, 1, 2, 3].map(() => ({ checks: false, revises: false, any: false })),
+    stats,
+  });
+  test('selectGroups keeps whole groups in order; concatRollouts sums the statistics', () => {
+    const a = fake('x');
+    const g = selectGroups(a, [1]);
+    assert.deepEqual(g.texts, ['xc', 'xd']);
+    assert.deepEqual(g.completions, [[3], [4]]);
+    assert.deepEqual([...g.prompts[0]], [2]);
+    const both = concatRollouts([g, fake('y')]);
+    assert.deepEqual(both.texts, ['xc', 'xd', 'ya', 'yb', 'yc', 'yd']);
+    assert.equal(both.prompts.length, 3);
+    assert.equal(both.stats.generatedTokens, 40);
+    assert.equal(both.stats.tokensPerSecond, 40 / 0.02);
+    const adv = groupAdvantages(both.rewards.map((r) => r.total), 2, { scale: true, eps: 1e-4 });
+    assert.deepEqual(adv.zeroSpread, [false, true, false]);
   });
 });
 

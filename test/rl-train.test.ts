@@ -115,6 +115,17 @@ describe('GRPO on a tiny model', () => {
     }
   });
 
+  test('dapo with dynamic sampling: only groups with reward spread are trained on, extra rounds drawn when needed', async () => {
+    const r = await trainRl(rl({ name: 'dapo', steps: 3, loss: 'dapo', maxRolloutRounds: 3 }), { log: quiet });
+    for (const rec of rlRecords(r.runDir)) {
+      const used = rec.groups_used as number;
+      const rounds = rec.rollout_rounds as number;
+      assert.ok(used <= 8 && rounds >= 1 && rounds <= 3, `groups ${used}, rounds ${rounds}`);
+      if (used < 8) assert.equal(rounds, 3, 'a short batch means every round was drawn');
+      assert.ok(typeof rec.zero_spread_share === 'number');
+    }
+  });
+
   test('a resume with other settings is refused, naming the field', async () => {
     const c = rl({ name: 'guard', steps: 2, checkpointEvery: 1 });
     await trainRl(c, { log: quiet, stopAfter: 1 });
