@@ -76,6 +76,21 @@ export async function setUpPeer(peer: Peer): Promise<PeerSetup> {
   return { setup, info, threads, waitPolicy };
 }
 
+/** The settings both sides ran with, as the benchmarks' JSON figures report them. */
+export function settingsFigures(p: PeerSetup): Record<string, string | number | null> {
+  return {
+    threads: p.threads,
+    threads_pytorch: p.setup.threads,
+    openblas_core: p.info.openblasCore,
+    openblas_core_pytorch: p.setup.blas_core,
+    openblas_threads: p.info.openblasThreads,
+    openblas_threads_pytorch: p.setup.blas_threads,
+    omp_wait_policy: p.waitPolicy,
+    torch_version: p.info.torchVersion,
+    torch_version_pytorch: p.setup.torch,
+  };
+}
+
 export interface SharedModel {
   cfg: ModelConfig;
   model: DeepSeekV3;

@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { memoryStats, tidy, type Tensor } from '../src/core/index.ts';
 import { buf as opBuf, native } from '../src/core/native.ts';
 import type { DeepSeekV3 } from '../src/model/transformer.ts';
-import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, sharedModel, sum } from './common.ts';
+import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, settingsFigures, sharedModel, sum } from './common.ts';
 import { median } from './peer.ts';
 /** Relative tolerance on each loss component. */
 const LOSS_RTOL = 1e-4;
@@ -292,15 +292,7 @@ export default async function modelBench(args: string[]): Promise<Record<string,
       batch: B,
       seq_len: S,
       tokens_per_step: B * S,
-      threads,
-      threads_pytorch: setup.threads,
-      openblas_core: info.openblasCore,
-      openblas_core_pytorch: setup.blas_core,
-      openblas_threads: info.openblasThreads,
-      openblas_threads_pytorch: setup.blas_threads,
-      omp_wait_policy: waitPolicy,
-      torch_version: info.torchVersion,
-      torch_version_pytorch: setup.torch,
+      ...settingsFigures({ setup, info, threads, waitPolicy }),
       rounds,
       warmup_steps: warmup,
       timed_steps: steps,

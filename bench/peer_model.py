@@ -51,6 +51,22 @@ def blas_threads():
 state = {}
 
 
+def setup(threads):
+    """Sets the intra-op threads (inter-op 1) and reports torch's version, threads and BLAS."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set once in this process
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "blas_core": blas_core(),
+        "blas_threads": blas_threads(),
+    }
+
+
 def zero_grads(model):
     for p in model.parameters():
         p.grad = None
@@ -230,18 +246,7 @@ def main():
         cmd = req["cmd"]
         try:
             if cmd == "setup":
-                torch.set_num_threads(req["threads"])
-                try:
-                    torch.set_num_interop_threads(1)
-                except RuntimeError:
-                    pass
-                out = {
-                    "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                    "interop_threads": torch.get_num_interop_threads(),
-                    "blas_core": blas_core(),
-                    "blas_threads": blas_threads(),
-                }
+                out = setup(req["threads"])
             elif cmd == "load":
                 model = build(req["config"], req["weights"])
                 model.train()

@@ -47,8 +47,7 @@ import time
 import torch
 
 from model_ref import MoE, apply_rotary, build
-from peer_model import blas_threads
-from peer_torch import blas_core
+from peer_model import setup
 
 state = {}
 
@@ -205,18 +204,7 @@ def main():
         cmd = req["cmd"]
         try:
             if cmd == "setup":
-                torch.set_num_threads(req["threads"])
-                try:
-                    torch.set_num_interop_threads(1)
-                except RuntimeError:
-                    pass
-                out = {
-                    "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                    "interop_threads": torch.get_num_interop_threads(),
-                    "blas_core": blas_core(),
-                    "blas_threads": blas_threads(),
-                }
+                out = setup(req["threads"])
             elif cmd == "load":
                 model = build(req["config"], req["weights"])
                 model.eval()

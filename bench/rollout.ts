@@ -51,7 +51,7 @@ import { fileURLToPath } from 'node:url';
 import { generate } from '../src/engine/index.ts';
 import type { MlaImpl } from '../src/model/attention.ts';
 import type { DeepSeekV3 } from '../src/model/transformer.ts';
-import { PRESET, ms, numArg, setUpPeer, sharedModel } from './common.ts';
+import { PRESET, ms, numArg, setUpPeer, settingsFigures, sharedModel } from './common.ts';
 import { Peer, median } from './peer.ts';
 
 interface RolloutTimes {
@@ -331,15 +331,7 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
       mla_forms: forms,
       mla_tinyseek: head,
       mla_pytorch: head,
-      threads,
-      threads_pytorch: setup.threads,
-      openblas_core: info.openblasCore,
-      openblas_core_pytorch: setup.blas_core,
-      openblas_threads: info.openblasThreads,
-      openblas_threads_pytorch: setup.blas_threads,
-      omp_wait_policy: waitPolicy,
-      torch_version: info.torchVersion,
-      torch_version_pytorch: setup.torch,
+      ...settingsFigures({ setup, info, threads, waitPolicy }),
       rounds,
       warmup,
       greedy_parity: parity,

@@ -53,7 +53,7 @@ import type { ModelConfig } from '../src/model/config.ts';
 import { countParameters } from '../src/model/params.ts';
 import type { DeepSeekV3 } from '../src/model/transformer.ts';
 import { AdamW, clipGradNorm, weightDecayGroups } from '../src/nn/index.ts';
-import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, sharedModel, sum } from './common.ts';
+import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, settingsFigures, sharedModel, sum } from './common.ts';
 import { median } from './peer.ts';
 
 const LR = 1e-3;
@@ -307,15 +307,7 @@ export default async function trainBench(args: string[]): Promise<Record<string,
       batch: B,
       seq_len: S,
       tokens_per_step: tokens,
-      threads,
-      threads_pytorch: setup.threads,
-      openblas_core: info.openblasCore,
-      openblas_core_pytorch: setup.blas_core,
-      openblas_threads: info.openblasThreads,
-      openblas_threads_pytorch: setup.blas_threads,
-      omp_wait_policy: waitPolicy,
-      torch_version: info.torchVersion,
-      torch_version_pytorch: setup.torch,
+      ...settingsFigures({ setup, info, threads, waitPolicy }),
       optimizer: { lr: LR, betas: BETAS, eps: EPS, weight_decay: WEIGHT_DECAY, clip: CLIP, bias_gamma: GAMMA, groups: ourGroups },
       rounds,
       warmup_steps: warmup,

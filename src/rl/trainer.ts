@@ -25,15 +25,14 @@ import * as path from 'node:path';
 import { type Tensor, noGrad, tidy } from '../core/index.ts';
 import { type IteratorState, PromptLoader, type Problem, generateProblems } from '../data/index.ts';
 import { evaluate } from '../eval/index.ts';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, applyLr, clipGradNorm, weightDecayGroups } from '../nn/index.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { saveTrainingCheckpoint } from '../train/checkpointing.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
 import type { MetricRecord } from '../train/metrics.ts';
 import type { ChartSpec } from '../train/plots.ts';
-import { openRunDir, resumePoint } from '../train/run-dir.ts';
+import { checkpointWriter, openRunDir, resumePoint, saveFinalModel } from '../train/run-dir.ts';
 import { type RunSink, openRunSink } from '../train/run-sink.ts';
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
@@ -207,15 +206,9 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   process.on('SIGTERM', onSignal);
   const startStep = step;
   let lastCheckpoint = latest?.dir ?? null;
+  const writeCheckpoint = checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'rl', config: c, data: () => loader.state(), flush: () => sink.flush() });
   const save = async (): Promise<string> => {
-    sink.flush();
-    lastCheckpoint = await saveTrainingCheckpoint(runDir, {
-      model,
-      optimizer,
-      tokenizer: tok,
-      keep: c.keepCheckpoints,
-      state: { kind: 'rl', step, tokensSeen: generated, elapsed, data: loader.state(), rng: null, config: c },
-    });
+    lastCheckpoint = await writeCheckpoint(step, { tokensSeen: generated, elapsed });
     return lastCheckpoint;
   };
   let stoppedBy: RlResult['stoppedBy'] = 'done';
@@ -367,13 +360,7 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     process.off('SIGTERM', onSignal);
     sink.close();
   }
-  let finalDir: string | null = null;
-  if (stoppedBy === 'done') {
-    finalDir = path.join(runDir, 'final');
-    await saveCheckpoint(finalDir, model);
-    tok.save(path.join(finalDir, 'tokenizer.json'));
-    log(`final model: ${finalDir}`);
-  }
+  const finalDir = stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
   await sink.plot();
   return { runDir, finalDir, stoppedBy, step, elapsed, lastCheckpoint };
 }

@@ -17,11 +17,9 @@ import * as path from 'node:path';
 import type { z } from 'zod';
 import { type IteratorState, PretrainLoader, toTensor } from '../data/index.ts';
 import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../model/config.ts';
-import { saveCheckpoint } from '../model/checkpoint.ts';
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
-import { saveTrainingCheckpoint } from './checkpointing.ts';
-import { configDifferences as diffConfigs, openRunDir, resumePoint } from './run-dir.ts';
+import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, saveFinalModel } from './run-dir.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
 import { preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
@@ -134,16 +132,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
         return r;
       },
       checkpointEvery: c.checkpointEvery,
-      save: (step, extra) => {
-        sink.flush();
-        return saveTrainingCheckpoint(runDir, {
-          model,
-          optimizer,
-          tokenizer: tok,
-          keep: c.keepCheckpoints,
-          state: { kind: 'pretrain', step, tokensSeen: extra.tokensSeen, elapsed: extra.elapsed, data: loader.state(), rng: null, config: c },
-        });
-      },
+      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'pretrain', config: c, data: () => loader.state(), flush: () => sink.flush() }),
       sink,
       tokensSeen,
       elapsed,
@@ -154,13 +143,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
     sink.close();
   }
 
-  let finalDir: string | null = null;
-  if (result.stoppedBy === 'done') {
-    finalDir = path.join(runDir, 'final');
-    await saveCheckpoint(finalDir, model);
-    tok.save(path.join(finalDir, 'tokenizer.json'));
-    log(`final model: ${finalDir}`);
-  }
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
   await sink.plot();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }

@@ -2,15 +2,18 @@
  * A run directory's start: a fresh run refuses a directory that already holds one, a resumed run
  * needs a checkpoint and the same settings (only the run-control keys may change); then
  * config.json is written. And the resume itself: weights and optimizer from the latest checkpoint,
- * with the counters and the data position it saved. Shared by pretraining, SFT and RL.
+ * with the counters and the data position it saved; and the finished run's model in <run>/final.
+ * Shared by pretraining, SFT and RL.
  *
  * It knows run directories and trainer states; not what is trained.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { saveCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { AdamW } from '../nn/index.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint } from './checkpointing.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
 
 export function runDirOf(c: { runsDir: string; name: string }): string {
   return path.join(c.runsDir, c.name);
@@ -66,4 +69,41 @@ export function resumePoint(latest: OpenedRun['latest'], model: DeepSeekV3, opti
   const s = restoreTrainingCheckpoint(latest.dir, model, optimizer);
   log(`resumed from ${latest.dir} at step ${s.step}`);
   return { step: s.step, tokensSeen: s.tokensSeen, elapsed: s.elapsed, data: s.data };
+}
+
+/** Writes the finished model with its tokenizer to <runDir>/final (loadable by eval, RL, the server). */
+export async function saveFinalModel(runDir: string, model: DeepSeekV3, tok: Tokenizer, log: (s: string) => void): Promise<string> {
+  const finalDir = path.join(runDir, 'final');
+  await saveCheckpoint(finalDir, model);
+  tok.save(path.join(finalDir, 'tokenizer.json'));
+  log(`final model: ${finalDir}`);
+  return finalDir;
+}
+
+export interface CheckpointWriterOptions {
+  model: DeepSeekV3;
+  optimizer: AdamW;
+  tokenizer: Tokenizer;
+  keep: number;
+  /** What trained (trainer.json's kind). */
+  kind: string;
+  config: unknown;
+  /** The loader's position at the time of the save. */
+  data: () => unknown;
+  /** Makes the run's logs durable first (RunSink.flush). */
+  flush: () => void;
+}
+
+/** The run's checkpoint save: logs flushed, then the model, optimizer and data position at a step. */
+export function checkpointWriter(runDir: string, o: CheckpointWriterOptions): (step: number, counters: { tokensSeen: number; elapsed: number }) => Promise<string> {
+  return (step, counters) => {
+    o.flush();
+    return saveTrainingCheckpoint(runDir, {
+      model: o.model,
+      optimizer: o.optimizer,
+      tokenizer: o.tokenizer,
+      keep: o.keep,
+      state: { kind: o.kind, step, tokensSeen: counters.tokensSeen, elapsed: counters.elapsed, data: o.data(), rng: null, config: o.config },
+    });
+  };
 }

@@ -14,15 +14,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossEntropy, noGrad, tidy } from '../core/index.ts';
 import { IGNORE_INDEX, Rng, SftLoader, type IteratorState, type SftExample, conversationFromCompletion, corpusDocument, encodeSftExample, parseCorpusConfig, parseJsonLines, rewardOf, sftBatch, toTensor } from '../data/index.ts';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, weightDecayGroups } from '../nn/index.ts';
 import { type ChatMessage, Tokenizer } from '../tokenizer/index.ts';
-import { saveTrainingCheckpoint } from './checkpointing.ts';
 import type { SftConfig } from './config.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { RUN_CONTROL_KEYS, biasGammaOf, scheduleOf } from './pretrain.ts';
-import { openRunDir, resumePoint } from './run-dir.ts';
+import { openRunDir, checkpointWriter, resumePoint, saveFinalModel } from './run-dir.ts';
 import { openRunSink } from './run-sink.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
@@ -144,16 +143,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
         return { ...r };
       },
       checkpointEvery: c.checkpointEvery,
-      save: (step, extra) => {
-        sink.flush();
-        return saveTrainingCheckpoint(runDir, {
-          model,
-          optimizer,
-          tokenizer: tok,
-          keep: c.keepCheckpoints,
-          state: { kind: 'sft', step, tokensSeen: extra.tokensSeen, elapsed: extra.elapsed, data: loader.state(), rng: null, config: c },
-        });
-      },
+      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'sft', config: c, data: () => loader.state(), flush: () => sink.flush() }),
       sink,
       tokensSeen,
       elapsed,
@@ -163,13 +153,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   } finally {
     sink.close();
   }
-  let finalDir: string | null = null;
-  if (result.stoppedBy === 'done') {
-    finalDir = path.join(runDir, 'final');
-    await saveCheckpoint(finalDir, model);
-    tok.save(path.join(finalDir, 'tokenizer.json'));
-    log(`final model: ${finalDir}`);
-  }
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
   await sink.plot();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }
