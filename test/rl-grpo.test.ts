@@ -11,7 +11,7 @@ import { loadPreset } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { parseRlConfig, resolveRlConfig } from '../src/rl/config.ts';
 import { type LossNorm, groupAdvantages, klK3, policyLoss } from '../src/rl/grpo.ts';
-import { completionLogprobs, sequenceBatch } from '../src/rl/logprobs.ts';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from '../src/rl/logprobs.ts';
 import { formatReward, languageReward, lengthReward, parseRewardWeights, scoreRewards } from '../src/rl/rewards.ts';
 import { type Rollout, concatRollouts, selectGroups } from '../src/rl/rollout.ts';
 import { detectSelfCheck } from '../src/rl/selfcheck.ts';
@@ -286,5 +286,39 @@ describe('update log-probabilities', () => {
     const lp = noGrad(() => completionLogprobs(model, sb).logp).tolist() as number[][];
     for (let i = 0; i < rows; i++) for (let t = 0; t < r.tokens[i].length; t++) close(lp[i][t], r.logprobs[i][t], 2e-4, `row ${i} token ${t}`);
     assert.equal(encodeProblemPrompt.length > 0, true);
+  });
+
+  // Tolerance 2e-5 (float32: the same products, summed over other key sets of −inf columns).
+  test('each prompt computed once for its completions gives the per-row log-probabilities and gradients', () => {
+    const model = new DeepSeekV3({ ...loadPreset('tiny'), max_position_embeddings: 128 }, { seed: 4 });
+    model.eval();
+    const prompts = [Int32Array.from([5, 9, 12, 40, 7]), Int32Array.from([3, 4]), Int32Array.from([8, 8, 8])];
+    const completions = [[11, 12, 13], [14], [20, 21, 22, 23, 24], [30, 31], [40, 41, 42, 43], [50, 51, 52]];
+    const groupOf = [0, 0, 1, 1, 2, 2];
+    const keep = [true, true, true, false, true, true];
+    const rowPrompts = groupOf.map((g) => prompts[g]);
+    const perRow = (): { lp: number[][]; grad: number[] } => {
+      const { logp } = completionLogprobs(model, sequenceBatch(rowPrompts, completions, 0, keep));
+      logp.mul(sequenceBatch(rowPrompts, completions, 0, keep).mask).sum().backward();
+      const g = model.headWeight().grad!.flatten().tolist() as number[];
+      model.zeroGrad();
+      return { lp: logp.detach().tolist() as number[][], grad: g };
+    };
+    const shared = (): { lp: number[][]; grad: number[] } => {
+      const b = sharedPromptBatch(prompts, groupOf, completions, 0, keep);
+      const { logp } = sharedPromptLogprobs(model, b);
+      logp.mul(b.mask).sum().backward();
+      const g = model.headWeight().grad!.flatten().tolist() as number[];
+      model.zeroGrad();
+      assert.deepEqual(b.mask.tolist()[3], [0, 0, 0, 0, 0], 'a row left out has no tokens that count');
+      assert.ok(b.tokens < rowPrompts.reduce((n, p, i) => n + p.length + completions[i].length - 1, 0), 'fewer tokens than one row per completion');
+      return { lp: logp.detach().tolist() as number[][], grad: g };
+    };
+    const a = perRow();
+    const b = shared();
+    completions.forEach((c, i) => c.forEach((_, t) => close(b.lp[i][t], a.lp[i][t], 2e-5, `row ${i} token ${t}`)));
+    let maxDiff = 0;
+    a.grad.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - b.grad[i]))));
+    assert.ok(maxDiff < 2e-5, `head gradient differs by ${maxDiff}`);
   });
 });

@@ -171,7 +171,7 @@ describe('the R1-Zero experiment and the main job', () => {
   test('the main job starts from a shipped base model when there is one', async () => {
     const lines: string[] = [];
     const shipped = join(runs, 'shipped');
-    await runPipeline({ config: join(runs, 'base', 'config.json'), fromScratch: true, rl: false, shipBase: true, shippedBase: shipped, evalProblems: 2, log: quiet });
+    await runPipeline({ config: join(runs, 'base', 'config.json'), fromScratch: true, rl: false, shipBase: true, shippedBase: shipped, evalProblems: 2, passKSamples: 2, log: quiet });
     assert.ok(existsSync(join(shipped, 'model.safetensors')) && existsSync(join(shipped, 'tokenizer.json')) && existsSync(join(shipped, 'pretraining.json')));
     const s = await runPipeline({ shippedBase: shipped, rl: false, log: (x: string) => lines.push(x) });
     assert.equal(s.model, shipped);

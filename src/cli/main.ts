@@ -74,13 +74,14 @@ program
   .option('--steps <n>', 'pretraining steps', positiveInt)
   .option('--rl-steps <n>', 'GRPO steps per task (default: the rl-countdown / rl-multiplication presets)', positiveInt)
   .option('--eval-n <n>', 'held-out problems per task for the base-model evaluation', positiveInt)
-  .action(async (o: { fromScratch?: boolean; rl: boolean; shipBase?: boolean; config?: string; name?: string; runsDir?: string; steps?: number; rlSteps?: number; evalN?: number }) => {
+  .option('--update-docs', "write the R1-Zero report into the repository's docs/ (default: <runs-dir>/r1-zero-report)")
+  .action(async (o: { fromScratch?: boolean; rl: boolean; shipBase?: boolean; config?: string; name?: string; runsDir?: string; steps?: number; rlSteps?: number; evalN?: number; updateDocs?: boolean }) => {
     if (o.shipBase && !o.fromScratch) throw new Error('--ship-base writes a newly pretrained model: use it with --from-scratch');
     const overrides: Record<string, unknown> = {};
     if (o.name !== undefined) overrides.name = o.name;
     if (o.runsDir !== undefined) overrides.runsDir = o.runsDir;
     if (o.steps !== undefined) overrides.steps = o.steps;
-    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN, fromScratch: o.fromScratch, rl: o.rl, rlSteps: o.rlSteps, shipBase: o.shipBase });
+    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN, fromScratch: o.fromScratch, rl: o.rl, rlSteps: o.rlSteps, shipBase: o.shipBase, docsDir: o.updateDocs ? 'docs' : undefined });
   });
 
 program

@@ -113,16 +113,18 @@ export function registerRlCommands(program: Command): void {
 
   program
     .command('r1-zero')
-    .description('the R1-Zero experiment: base model → GRPO with rule rewards → held-out before/after, for Countdown and multiplication; results in docs/')
+    .description('the R1-Zero experiment: base model → GRPO with rule rewards → held-out before/after, for Countdown and multiplication; report in <runs-dir>/r1-zero-report (docs/ with --update-docs)')
     .option('--tasks <list>', `comma-separated tasks (default ${R1_ZERO_TASKS.join(',')})`, tasksArg)
     .option('--base <dir>', "base checkpoint (default: each preset's)")
     .option('--steps <n>', 'RL steps per task (default: the preset\'s)', positiveInt)
-    .option('--eval-n <n>', 'held-out problems per evaluation (default 200)', positiveInt)
-    .option('--samples <k>', 'samples per problem for sampled pass@1 (default 4)', positiveInt)
+    .option('--eval-n <n>', 'held-out problems of the greedy evaluation (default 500, or all a split has)', positiveInt)
+    .option('--samples <k>', 'samples per problem of the sampled evaluation: pass@k up to k (default 32)', positiveInt)
+    .option('--sampled-n <n>', 'problems of the sampled evaluation (default 100)', positiveInt)
     .option('--temperature <t>', 'temperature of the sampled evaluation (default 1.0)', positiveNumber)
     .option('--runs-dir <dir>', 'where the runs live')
-    .option('--docs-dir <dir>', 'where the report goes (default docs)')
-    .action(async (f: { tasks?: TaskName[]; base?: string; steps?: number; evalN?: number; samples?: number; temperature?: number; runsDir?: string; docsDir?: string }) => {
-      await guarded(() => runR1Zero({ tasks: f.tasks, base: f.base, steps: f.steps, evalProblems: f.evalN, samples: f.samples, temperature: f.temperature, runsDir: f.runsDir, docsDir: f.docsDir }));
+    .option('--docs-dir <dir>', 'where the report goes (default <runs-dir>/r1-zero-report)')
+    .option('--update-docs', "write the report into the repository's docs/")
+    .action(async (f: { tasks?: TaskName[]; base?: string; steps?: number; evalN?: number; samples?: number; sampledN?: number; temperature?: number; runsDir?: string; docsDir?: string; updateDocs?: boolean }) => {
+      await guarded(() => runR1Zero({ tasks: f.tasks, base: f.base, steps: f.steps, evalProblems: f.evalN, samples: f.samples, sampledProblems: f.sampledN, temperature: f.temperature, runsDir: f.runsDir, docsDir: f.docsDir ?? (f.updateDocs ? 'docs' : undefined) }));
     });
 }

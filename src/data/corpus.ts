@@ -16,8 +16,11 @@
  * It knows nothing about tokenizers or packing (see encode.ts and pack.ts).
  */
 import { z } from 'zod';
-import { type Style, STYLES, type TraceKnobs, renderCompletion } from './corpus/common.ts';
+import { type Style, STYLES, type Trace, type TraceKnobs, renderCompletion } from './corpus/common.ts';
 import { countdownTrace } from './corpus/countdown.ts';
+import { countdownSearchTrace } from './corpus/countdown-search.ts';
+import { drillDocument } from './corpus/drills.ts';
+import { multiplicationStepsTrace } from './corpus/multiplication-steps.ts';
 import { type FactLine, factsDocument } from './corpus/facts.ts';
 import { multiplicationTrace } from './corpus/multiplication.ts';
 import { wordProblemTrace } from './corpus/wordproblems.ts';
@@ -34,6 +37,30 @@ const weight = z.number().min(0);
 
 export const CorpusConfig = z
   .object({
+    /**
+     * 'web': worked solutions of mixed quality in the six styles below, shaped like what a base
+     * model finds on the web. 'search': what a model trained from scratch needs to learn the tasks —
+     * systematic Countdown search traces with true arithmetic, a check line and random early stops
+     * (corpus/countdown-search.ts), multiplication scratchpads (corpus/multiplication-steps.ts) and
+     * drills of their own equations (corpus/drills.ts); the style fields do not apply to it.
+     */
+    kind: z.enum(['web', 'search']).default('web'),
+    /** Settings of the 'search' corpus. */
+    search: z
+      .object({
+        /** Chance that a Countdown trace stops after its first line when that line missed. */
+        stopFirst: z.number().min(0).max(1).default(0.25),
+        /** Chance that it stops after each later line that missed. */
+        stopLater: z.number().min(0).max(1).default(0.55),
+        /** Chance that a Countdown trace holds one slip, written and corrected on the spot. */
+        slipShare: z.number().min(0).max(1).default(0.05),
+        /** Share of documents that are drill pages instead of worked problems. */
+        drillShare: z.number().min(0).max(1).default(0.2),
+        /** Equations per drill page. */
+        drillLines: z.number().int().min(1).max(200).default(16),
+      })
+      .strict()
+      .prefault({}),
     /** Seed of the whole corpus; document i uses Rng(seed, 'corpus', i). */
     seed: z.union([z.number().int(), z.string()]).default(0),
     /** Relative weights of the tasks among task documents. */
@@ -97,7 +124,8 @@ export interface CorpusDocument {
   readonly text: string;
 }
 
-const PRODUCT = /(\d+) \* (\d+) =/g;
+/** A stated product, spaced ("3 * 8 =") or compact ("3*8="). */
+const PRODUCT = /(\d+) ?\* ?(\d+) ?=/g;
 
 /** "a * b" for every stated product in the text that is a held-out multiplication problem. */
 export function heldOutProductsIn(text: string, c: Pick<CorpusConfig, 'multiplication' | 'heldoutFraction'>): string[] {
@@ -133,9 +161,49 @@ function drawTrainProblem(rng: Rng, c: CorpusConfig, task: TaskName): Problem {
 
 const MAX_REDRAWS = 200;
 
+/** A document of the 'search' corpus (see CorpusConfig.kind). */
+function searchDocument(c: CorpusConfig, index: number, rng: Rng): CorpusDocument {
+  const taskWeights = TASK_NAMES.map((t) => c.tasks[t]);
+  const noLeak = (text: string): boolean => heldOutProductsIn(text, c).length === 0;
+  for (let attempt = 0; attempt < MAX_REDRAWS; attempt++) {
+    if (rng.bool(c.search.drillShare)) {
+      const text = drillDocument(rng, c.search.drillLines, () => drawTrainProblem(rng, c, TASK_NAMES[rng.weighted(taskWeights)]), noLeak);
+      if (!text) continue;
+      return { index, kind: 'facts', task: null, style: null, problem: null, prompt: '', completion: text, text };
+    }
+    const task = TASK_NAMES[rng.weighted(taskWeights)];
+    const problem = drawTrainProblem(rng, c, task);
+    const trace =
+      problem.task === 'countdown'
+        ? countdownSearchTrace(rng, problem, c.search)
+        : problem.task === 'multiplication'
+          ? multiplicationStepsTrace(problem)
+          : wordProblemTrace(rng, problem, 'direct', knobs(c));
+    const prompt = promptOf(problem);
+    const completion = searchCompletion(trace);
+    const text = prompt + completion;
+    if (!noLeak(text)) continue;
+    return { index, kind: 'task', task, style: problem.task === 'countdown' ? 'search' : 'direct', problem, prompt, completion, text };
+  }
+  throw new Error(`corpus: document ${index} still mentioned a held-out product after ${MAX_REDRAWS} redraws; lower heldoutFraction`);
+}
+
+/**
+ * The 'search' corpus's full reference completion of a problem (Countdown: the whole search, no early
+ * stop, no slip; multiplication: the scratchpad), or null for a task it has none for. This is what
+ * the arithmetic probe (eval/arith-probe.ts) teacher-forces.
+ */
+export function referenceCompletion(p: Problem): string | null {
+  const trace = p.task === 'countdown' ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0 }, true) : p.task === 'multiplication' ? multiplicationStepsTrace(p) : null;
+  return trace ? searchCompletion(trace) : null;
+}
+
+const searchCompletion = (t: Trace): string => `\n${t.lines.join('\n')}\n</think>\n<answer>${t.answer ?? ''}</answer>`;
+
 /** Document `index` of the corpus (a pure function of the config and the index). */
 export function corpusDocument(c: CorpusConfig, index: number): CorpusDocument {
   const rng = new Rng(c.seed, 'corpus', index);
+  if (c.kind === 'search') return searchDocument(c, index, rng);
   const k = knobs(c);
   const keepFact = (l: FactLine): boolean => !l.product || !isHeldOutProduct(l.product[0], l.product[1], c);
   const taskWeights = TASK_NAMES.map((t) => c.tasks[t]);

@@ -14,6 +14,13 @@
  * 0 within its row (a new segment starts at each BOS), for a trainer that wants block-diagonal
  * attention.
  *
+ * Layout 'documents' (document packing): each row is T + 1 tokens holding whole documents only —
+ * documents are placed in order and a document that does not fit in the rest of a row starts the
+ * next one; the rest of a row is the pad id, and targets on pads are IGNORE_INDEX. No document is
+ * ever trained apart from its beginning (its problem statement), which the 'stream' layout cannot
+ * promise: `contextCoverage` measures that share for either layout. A document longer than T + 1
+ * tokens is cut to T + 1 (counted as truncatedDocuments).
+ *
  * It knows nothing about tokenizers (ids are given) or tensors (see batch.ts).
  */
 import { IGNORE_INDEX } from './batch.ts';
@@ -27,7 +34,13 @@ export interface PackOptions {
   eos: number;
   /** 'keep' (default) or 'ignore' the EOS → next-BOS target. */
   crossDocument?: 'keep' | 'ignore';
+  /** 'stream' (default): fixed windows over the concatenation; 'documents': whole documents per row. */
+  layout?: PackLayout;
+  /** The pad id filling rows in the 'documents' layout (required there). */
+  pad?: number;
 }
+
+export type PackLayout = 'stream' | 'documents';
 
 export interface PackedCorpus {
   readonly seqLen: number;
@@ -39,6 +52,38 @@ export interface PackedCorpus {
   readonly bos: number;
   readonly eos: number;
   readonly crossDocument: 'keep' | 'ignore';
+  /** 'stream': window i is stream[i·T … i·T + T]; 'documents': row i is stream[i·(T+1) … i·(T+1) + T]. */
+  readonly layout: PackLayout;
+  /** The pad id ('documents' layout; −1 in 'stream'). */
+  readonly pad: number;
+  /** Documents cut to one row ('documents' layout). */
+  readonly truncatedDocuments: number;
+}
+
+/** Packs whole documents into rows of T + 1 tokens (see the module header). */
+function packByDocument(chunks: readonly ArrayLike<number>[], o: PackOptions, crossDocument: 'keep' | 'ignore'): PackedCorpus {
+  const W = o.seqLen + 1;
+  if (o.pad === undefined || !Number.isInteger(o.pad)) throw new Error("packDocuments: the 'documents' layout needs the pad id (pad)");
+  const pad = o.pad;
+  const rows: number[][] = [];
+  let row: number[] = [];
+  let truncated = 0;
+  for (const d of chunks) {
+    let doc = Array.from(d);
+    if (doc.length > W) {
+      doc = doc.slice(0, W);
+      truncated++;
+    }
+    if (row.length + doc.length > W) {
+      rows.push(row);
+      row = [];
+    }
+    row.push(...doc);
+  }
+  if (row.length) rows.push(row);
+  const stream = new Int32Array(rows.length * W).fill(pad);
+  rows.forEach((r, i) => stream.set(r, i * W));
+  return { seqLen: o.seqLen, stream, numSequences: rows.length, documents: chunks.length, droppedTokens: 0, bos: o.bos, eos: o.eos, crossDocument, layout: 'documents', pad, truncatedDocuments: truncated };
 }
 
 export function packDocuments(docs: Iterable<ArrayLike<number>>, o: PackOptions): PackedCorpus {
@@ -57,6 +102,8 @@ export function packDocuments(docs: Iterable<ArrayLike<number>>, o: PackOptions)
     total += d.length;
     documents++;
   }
+  if ((o.layout ?? 'stream') === 'documents') return packByDocument(chunks, o, crossDocument);
+  if (o.layout !== undefined && o.layout !== 'stream') throw new Error(`packDocuments: layout must be 'stream' or 'documents', got ${JSON.stringify(o.layout)}`);
   const stream = new Int32Array(total);
   let off = 0;
   for (const c of chunks) {
@@ -65,7 +112,43 @@ export function packDocuments(docs: Iterable<ArrayLike<number>>, o: PackOptions)
   }
   const numSequences = total >= T + 1 ? Math.floor((total - 1) / T) : 0;
   const used = numSequences === 0 ? 0 : numSequences * T + 1;
-  return { seqLen: T, stream, numSequences, documents, droppedTokens: total - used, bos: o.bos, eos: o.eos, crossDocument };
+  return { seqLen: T, stream, numSequences, documents, droppedTokens: total - used, bos: o.bos, eos: o.eos, crossDocument, layout: 'stream', pad: -1, truncatedDocuments: 0 };
+}
+
+/** Where row / window i starts in the stream. */
+const rowStart = (p: PackedCorpus, i: number): number => (p.layout === 'documents' ? i * (p.seqLen + 1) : i * p.seqLen);
+
+export interface ContextCoverage {
+  /** Trained target tokens (not ignored, not pads). */
+  targets: number;
+  /** Of those, the ones whose document begins (its BOS) inside the same row or window. */
+  inView: number;
+  /** inView / targets. */
+  share: number;
+}
+
+/**
+ * The context probe of a packing: the share of trained target tokens whose document's beginning —
+ * the problem statement — is inside the row or window they are trained in.
+ */
+export function contextCoverage(p: PackedCorpus): ContextCoverage {
+  const T = p.seqLen;
+  let targets = 0;
+  let inView = 0;
+  for (let i = 0; i < p.numSequences; i++) {
+    const base = rowStart(p, i);
+    let seenBos = false;
+    for (let t = 0; t < T; t++) {
+      const x = p.stream[base + t];
+      const y = p.stream[base + t + 1];
+      if (x === p.bos) seenBos = true;
+      if (p.layout === 'documents' && (x === p.pad || y === p.pad)) continue;
+      if (p.crossDocument === 'ignore' && x === p.eos && y === p.bos) continue;
+      targets++;
+      if (seenBos || y === p.bos) inView++;
+    }
+  }
+  return { targets, inView, share: targets ? inView / targets : 1 };
 }
 
 export interface PretrainBatch {
@@ -90,7 +173,7 @@ export function packedBatch(p: PackedCorpus, ids: readonly number[]): PretrainBa
   for (let r = 0; r < B; r++) {
     const i = ids[r];
     if (!Number.isInteger(i) || i < 0 || i >= p.numSequences) throw new Error(`packedBatch: sequence ${i} does not exist (the corpus packs into ${p.numSequences})`);
-    const base = i * T;
+    const base = rowStart(p, i);
     let seg = -1;
     for (let t = 0; t < T; t++) {
       const x = p.stream[base + t];
@@ -98,7 +181,8 @@ export function packedBatch(p: PackedCorpus, ids: readonly number[]): PretrainBa
       if (t === 0 || x === p.bos) seg++;
       inputs[r * T + t] = x;
       segments[r * T + t] = seg;
-      targets[r * T + t] = p.crossDocument === 'ignore' && x === p.eos && y === p.bos ? IGNORE_INDEX : y;
+      const padded = p.layout === 'documents' && (x === p.pad || y === p.pad);
+      targets[r * T + t] = padded || (p.crossDocument === 'ignore' && x === p.eos && y === p.bos) ? IGNORE_INDEX : y;
     }
   }
   return { inputs, targets, segments, shape: [B, T], sequenceIds: [...ids] };

@@ -11,6 +11,17 @@
  * question and instruction are TinyZero's; every task here uses the same frame so that a small
  * model learns one format. The completion is everything the model writes after "<think>".
  *
+ * The compact frame (`promptFrame: 'compact'` in a task's generator settings) keeps the R1-Zero
+ * shape — the user's question, then the assistant's reasoning inside <think> </think> and its answer
+ * inside <answer> </answer> — without the system line and the long instruction:
+ *
+ *   User: {question} Think in <think> </think>, answer in <answer> </answer>.\n
+ *   Assistant: <think>
+ *
+ * It is the frame of the shipped reasoning models: a model trained from scratch reads its ~25
+ * tokens instead of the ~100 of TinyZero's frame, which it would otherwise process for every
+ * training document and every rollout. Problems loaded from user task files keep TinyZero's frame.
+ *
  * It knows nothing about any task; tasks supply the question and the instruction.
  */
 
@@ -35,4 +46,20 @@ export function answerInstruction(example: string): string {
  */
 export function plainPrompt(question: string): string {
   return `Question: ${question}\nAnswer: <think>`;
+}
+
+/** How a problem's prompt is framed: TinyZero's text, or the compact R1-Zero-shaped frame. */
+export type PromptFrame = 'tinyzero' | 'compact';
+export const PROMPT_FRAMES: readonly PromptFrame[] = ['tinyzero', 'compact'];
+
+export const COMPACT_ASSISTANT_PREFIX = 'Assistant: <think>';
+
+/** The compact frame for one question (see the module header). */
+export function compactPrompt(question: string): string {
+  return `User: ${question} Think in <think> </think>, answer in <answer> </answer>.\n${COMPACT_ASSISTANT_PREFIX}`;
+}
+
+/** The prompt of a question in the given frame. */
+export function framedPrompt(frame: PromptFrame | undefined, question: string, instruction: string): string {
+  return frame === 'compact' ? compactPrompt(question) : r1ZeroPrompt(question, instruction);
 }

@@ -48,6 +48,13 @@ export interface ForwardOptions {
    * Default: no padding (the causal mask alone).
    */
   keyPadding?: Tensor;
+  /**
+   * (B, 1, S, S) additive mask (0 where a query may attend, −inf where not) replacing the causal
+   * one, for sequences that are not one causal run — a prompt shared by several completions, each
+   * attending to the prompt and to itself (rl/logprobs.ts). Every query row must keep at least one
+   * key. Not with a cache or keyPadding.
+   */
+  attentionMask?: Tensor;
   /** 'last': logits of the last column only, (B, 1, V) — what sampling needs. Default 'all'. */
   logits?: 'all' | 'last';
 }
@@ -154,9 +161,15 @@ export class DeepSeekV3 extends Module {
       throw new TypeError(`the cache was made for batch ${cache.batch} (${cache.mla}); got batch ${B}${o.mla ? ` (${o.mla})` : ''}`);
     }
     if (o.positions || o.keyPadding) checkBatchOptions(o.positions, o.keyPadding, B, S, startPos);
+    if (o.attentionMask) {
+      const m = o.attentionMask.shape;
+      if (cache || o.keyPadding) throw new TypeError('attentionMask replaces the causal mask of a whole sequence: not with a cache or keyPadding');
+      if (m.length !== 4 || m[0] !== B || m[1] !== 1 || m[2] !== S || m[3] !== S) throw new TypeError(`attentionMask must be (${B}, 1, ${S}, ${S}); got (${m.join(', ')})`);
+    }
     let x = this.model.embed_tokens.forward(ids); // (B, S, D)
     let auxLoss: Tensor | null = null;
-    const ctx = this.context(S, startPos, null, mla, x, o.positions, o.keyPadding); // rotary rows and mask, shared by the layers
+    let ctx = this.context(S, startPos, null, mla, x, o.positions, o.keyPadding); // rotary rows and mask, shared by the layers
+    if (o.attentionMask) ctx = { ...ctx, mask: null, batchMask: o.attentionMask.to({ dtype: x.dtype, device: x.device }) };
     this.blocks.forEach((layer, i) => {
       const r = layer.forward(x, cache ? { ...ctx, cache: cache.layers[i] } : ctx);
       x = r.out;

@@ -5,10 +5,16 @@
  * pass@1 and pass@1 / pass@k over k samples at a stated temperature, on the same problems before
  * and after.
  *
- * Writes docs/results/r1-zero.json (per task base_pass1 and rl_pass1 — greedy — with the sampled
- * figures and the run's curves summarised), docs/r1-zero.md (tables, plots, sample completions) and
- * the plots under docs/results/r1-zero/. Reruns reuse finished runs and evaluations; an interrupted
- * RL run is resumed.
+ * Each task's report holds greedy pass@1 on the held-out problems (500 for Countdown; multiplication's
+ * 2 × 2-digit held-out split has about 400), the sampled pass@1 and the pass@k curve (k = 1 … K over
+ * K samples at temperature 1 on a subset), and the arithmetic probe (eval/arith-probe.ts) before and
+ * after RL, with the run's curves summarised.
+ *
+ * Writes <report>/results/r1-zero.json (per task base_pass1 and rl_pass1 — greedy — base_arith,
+ * minutes and the rest), <report>/r1-zero.md (tables, plots, sample completions) and the plots under
+ * <report>/results/r1-zero/, where <report> is <runsDir>/r1-zero-report unless docsDir is given (the
+ * repository's docs/ only on request: a user's run leaves the tracked files alone). Reruns reuse
+ * finished runs and evaluations; an interrupted RL run is resumed.
  *
  * It composes RL runs and evaluations; the numbers are whatever they produce.
  */
@@ -16,12 +22,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type TaskName, generateProblems } from '../data/index.ts';
-import { type EvalReport, copyProbe, evaluate } from '../eval/index.ts';
+import { type ArithProbe, type EvalReport, arithProbe, evaluate, formatArithProbe } from '../eval/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from '../train/checkpointing.ts';
 import { type MetricRecord, readMetrics } from '../train/metrics.ts';
+import { renderComparison } from '../train/plots.ts';
 import { configDifferences, runDirOf } from '../train/run-dir.ts';
 import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from './config.ts';
 import { detectSelfCheck } from './selfcheck.ts';
@@ -41,15 +48,23 @@ export interface R1ZeroOptions {
   /** Other RL settings over the presets' (e.g. smaller batches for a quick check). */
   rlOverrides?: Record<string, unknown>;
   runsDir?: string;
+  /** Where the report goes (default <runsDir>/r1-zero-report; the repository's docs/ only when asked). */
   docsDir?: string;
-  /** Held-out problems (default 200). */
+  /** Held-out problems for greedy pass@1 (default 500, or all a task's held-out split has when fewer). */
   evalProblems?: number;
-  /** Samples per problem for the sampled pass@1 (default 4). */
+  /** Samples per problem of the sampled evaluation, K of the pass@k curve (default 32). */
   samples?: number;
+  /** Problems of the sampled evaluation (default 100). */
+  sampledProblems?: number;
   /** Temperature of the sampled evaluation (default 1.0, the rollouts'). */
   temperature?: number;
+  /** performance.now() when the main job began: its wall time so far goes into the report. */
+  mainJobStarted?: number;
   log?: (s: string) => void;
 }
+
+/** Held-out problems each task's split can give (multiplication 2 × 2 digits: about 410). */
+export const HELDOUT_CAP: Partial<Record<TaskName, number>> = { multiplication: 400 };
 
 export interface EvalFigures {
   greedy_pass1: number;
@@ -61,6 +76,11 @@ export interface EvalFigures {
   well_formed: number;
   truncated: number;
   self_check_share: number | null;
+  /** pass@k over the sampled evaluation, k = 1, 2, 4, … K. */
+  pass_at_k: Record<string, number>;
+  /** The arithmetic probe's whole-result accuracy (greedy) and its per-operation figures. */
+  arith: number;
+  arith_by_op: Record<string, number>;
 }
 
 export interface TaskResult {
@@ -70,11 +90,18 @@ export interface TaskResult {
   rl: EvalFigures;
   run: string;
   steps: number;
+  /** The arithmetic probe's whole-result accuracy of the base and of the RL model. */
+  base_arith: number;
+  rl_arith: number;
+  /** Minutes of the RL run (rollouts and updates). */
+  minutes: number;
   rl_minutes: number;
   rollout_share: number;
+  /** Seconds of the whole task stage: evaluations, probe and RL. */
+  stage_seconds: number;
+  /** Held-out problems of the greedy evaluation, and of the sampled one × samples. */
+  problems: { greedy: number; sampled: number; samples: number };
   curve: { first: Record<string, number>; last: Record<string, number> };
-  /** Copy probe (eval/copy-probe.ts): digits of the prompt's numbers restated right, teacher-forced. */
-  copy_digit_accuracy: { base: number; rl: number };
   examples: { base: string; rl: string; problem: string }[];
 }
 
@@ -86,14 +113,28 @@ interface EvalBundle {
 
 const CURVE_KEYS = ['reward', 'accuracy', 'completion_len_mean', 'self_check_share', 'revise_share', 'kl', 'entropy', 'zero_spread_share'];
 
-function evalKey(checkpoint: string, c: RlSettings, n: number, samples: number, temperature: number): string {
-  const weights = path.join(checkpoint, 'model.safetensors');
-  const stamp = fs.existsSync(weights) ? fs.statSync(weights).mtimeMs : 0;
-  return JSON.stringify({ checkpoint: path.resolve(checkpoint), stamp, task: c.task, taskConfig: c.taskConfig, n, samples, temperature, maxNewTokens: c.maxNewTokens });
+interface EvalPlan {
+  n: number;
+  samples: number;
+  sampledProblems: number;
+  temperature: number;
 }
 
-async function evaluateBoth(checkpoint: string, c: RlSettings, n: number, samples: number, temperature: number, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
-  const key = evalKey(checkpoint, c, n, samples, temperature);
+function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): string {
+  const weights = path.join(checkpoint, 'model.safetensors');
+  const stamp = fs.existsSync(weights) ? fs.statSync(weights).mtimeMs : 0;
+  return JSON.stringify({ v: 2, checkpoint: path.resolve(checkpoint), stamp, task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens });
+}
+
+const powersUpTo = (k: number): number[] => {
+  const out: number[] = [];
+  for (let x = 1; x < k; x *= 2) out.push(x);
+  return [...out, k];
+};
+
+async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
+  const { n, samples, temperature } = plan;
+  const key = evalKey(checkpoint, c, plan);
   if (fs.existsSync(cacheFile)) {
     const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as EvalBundle;
     if (cached.key === key) {
@@ -103,9 +144,11 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, n: number, sample
   }
   const model = loadCheckpoint(checkpoint);
   const tok = Tokenizer.load(path.join(checkpoint, 'tokenizer.json'));
-  const common = { task: c.task, taskConfig: c.taskConfig, n, maxNewTokens: c.maxNewTokens, seed: 0 };
-  const greedy = await evaluate(model, tok, { ...common, temperature: 0, examples: n });
-  const sampled = await evaluate(model, tok, { ...common, temperature, samples, examples: 0 });
+  const common = { task: c.task, taskConfig: c.taskConfig, maxNewTokens: c.maxNewTokens, seed: 0 };
+  const greedy = await evaluate(model, tok, { ...common, n, temperature: 0, examples: n, batchSize: 32 });
+  const sampled = await evaluate(model, tok, { ...common, n: Math.min(plan.sampledProblems, n), temperature, samples, examples: 0, ks: powersUpTo(samples), batchSize: Math.max(1, Math.floor(256 / samples)) });
+  const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n: Math.min(200, n), config: c.taskConfig });
+  const probe: ArithProbe = arithProbe(model, tok, probeProblems);
   const figures: EvalFigures = {
     greedy_pass1: greedy.pass1,
     sampled_pass1: sampled.pass1,
@@ -116,13 +159,17 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, n: number, sample
     well_formed: greedy.wellFormedShare,
     truncated: greedy.truncatedShare,
     self_check_share: greedy.examples.length ? greedy.examples.filter((e) => detectSelfCheck(e.completion).any).length / greedy.examples.length : null,
+    pass_at_k: sampled.passAtK,
+    arith: probe.overall.whole,
+    arith_by_op: Object.fromEntries(Object.entries(probe.byOp).filter(([, f]) => f.equations > 0).map(([op, f]) => [op, f.whole])),
   };
   const bundle: EvalBundle = { key, figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
   writeFileAtomic(cacheFile, `${JSON.stringify(bundle, null, 2)}\n`);
   log(
     `  greedy pass@1 ${(figures.greedy_pass1 * 100).toFixed(1)}%, sampled pass@1 ${(figures.sampled_pass1 * 100).toFixed(1)}% ` +
-      `(k ${samples}, T ${temperature}), pass@${samples} ${(figures.sampled_pass_at_k * 100).toFixed(1)}%, mean length ${figures.mean_tokens.toFixed(0)} tokens`,
+      `(${Math.min(plan.sampledProblems, n)} problems × ${samples} at T ${temperature}), pass@${samples} ${(figures.sampled_pass_at_k * 100).toFixed(1)}%, mean length ${figures.mean_tokens.toFixed(0)} tokens`,
   );
+  log(`  arithmetic probe: ${formatArithProbe(probe)}`);
   return bundle;
 }
 
@@ -151,13 +198,13 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
   if (o.runsDir) overrides.runsDir = o.runsDir;
   const c = resolveRlConfig(`rl-${task}`, overrides);
   const runDir = runDirOf(c);
-  const n = o.evalProblems ?? 200;
-  const samples = o.samples ?? 4;
-  const temperature = o.temperature ?? 1.0;
+  const t0 = performance.now();
+  const n = Math.min(o.evalProblems ?? 500, HELDOUT_CAP[task] ?? Number.POSITIVE_INFINITY);
+  const plan: EvalPlan = { n, samples: o.samples ?? 32, sampledProblems: o.sampledProblems ?? 100, temperature: o.temperature ?? 1.0 };
   fs.mkdirSync(runDir, { recursive: true });
 
   log(`── ${task}: the base model ${c.base} on ${n} held-out problems`);
-  const before = await evaluateBoth(c.base, c, n, samples, temperature, path.join(runDir, 'eval-base.json'), log);
+  const before = await evaluateBoth(c.base, c, plan, path.join(runDir, 'eval-base.json'), log);
 
   log(`── ${task}: GRPO, ${c.steps} steps`);
   const finalDir = path.join(runDir, 'final');
@@ -172,12 +219,7 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
   }
 
   log(`── ${task}: the RL model on the same problems`);
-  const after = await evaluateBoth(finalDir, c, n, samples, temperature, path.join(runDir, 'eval-rl.json'), log);
-
-  const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n, config: c.taskConfig });
-  const probe = (dir: string): number => copyProbe(loadCheckpoint(dir), Tokenizer.load(path.join(dir, 'tokenizer.json')), probeProblems).digitAccuracy;
-  const copy = { base: probe(c.base), rl: probe(finalDir) };
-  log(`── ${task}: copy probe (prompt numbers restated right, per digit): base ${pct(copy.base)}, after RL ${pct(copy.rl)}`);
+  const after = await evaluateBoth(finalDir, c, plan, path.join(runDir, 'eval-rl.json'), log);
 
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
   const rl = records.filter((r) => r.kind === 'rl');
@@ -189,22 +231,37 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
     const src = path.join(runDir, 'plots', `${name}.svg`);
     if (fs.existsSync(src)) fs.copyFileSync(src, path.join(plotsOut, `${task}-${name}.svg`));
   }
+  const passRecords = (f: EvalFigures): MetricRecord[] => Object.entries(f.pass_at_k).map(([k, v]) => ({ k: Number(k), pass_at_k: v }));
+  await renderComparison(
+    [
+      { name: 'base', records: passRecords(before.figures) },
+      { name: 'after RL', records: passRecords(after.figures) },
+    ],
+    'pass_at_k',
+    path.join(plotsOut, `${task}-passk.svg`),
+    { x: 'k', title: `${task}: pass@k on ${Math.min(plan.sampledProblems, n)} held-out problems (T ${plan.temperature})`, yTitle: 'pass@k' },
+  );
   const examples = before.greedy.examples.slice(0, 3).map((b, i) => ({
     problem: JSON.stringify(b.problem),
     base: b.completion,
     rl: after.greedy.examples[i]?.completion ?? '',
   }));
+  const minutes = (rl.length ? (rl[rl.length - 1].elapsed_s as number) : 0) / 60;
   return {
     base_pass1: before.figures.greedy_pass1,
     rl_pass1: after.figures.greedy_pass1,
+    base_arith: before.figures.arith,
+    rl_arith: after.figures.arith,
     base: before.figures,
     rl: after.figures,
     run: runDir,
     steps: c.steps,
-    rl_minutes: (rl.length ? (rl[rl.length - 1].elapsed_s as number) : 0) / 60,
+    minutes,
+    rl_minutes: minutes,
     rollout_share: rolloutS / Math.max(rolloutS + updateS, 1e-9),
+    stage_seconds: (performance.now() - t0) / 1000,
+    problems: { greedy: n, sampled: Math.min(plan.sampledProblems, n), samples: plan.samples },
     curve: curveSummary(records),
-    copy_digit_accuracy: copy,
     examples,
   };
 }
@@ -212,7 +269,7 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const num = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
 
-function markdown(results: Record<string, TaskResult>, o: Required<Pick<R1ZeroOptions, 'evalProblems' | 'samples' | 'temperature'>>): string {
+function markdown(results: Record<string, TaskResult>, o: { samples: number; sampledProblems: number; temperature: number }): string {
   const lines: string[] = [
     '# R1-Zero on a laptop: results',
     '',
@@ -220,16 +277,23 @@ function markdown(results: Record<string, TaskResult>, o: Required<Pick<R1ZeroOp
     '[results/r1-zero.json](results/r1-zero.json). The base model is evaluated, trained with GRPO on rule',
     'rewards only (presets `src/rl/presets/rl-<task>.json`), and evaluated again on the same held-out problems.',
     '',
-    `Evaluation: ${o.evalProblems} held-out problems per task; greedy pass@1, and pass@1 / pass@${o.samples} / majority vote over ${o.samples} samples at temperature ${o.temperature}.`,
-    'The copy probe (`src/eval/copy-probe.ts`) feeds each prompt followed by the corpus\'s opening that restates its numbers and counts the digits the model predicts right (chance ≈ 10%).',
+    `Evaluation: greedy pass@1 on the held-out problems of each task (500, or all the split has); sampled pass@1, pass@k for k up to ${o.samples} and majority vote over ${o.samples} samples at temperature ${o.temperature} on ${o.sampledProblems} of them.`,
+    'The arithmetic probe (`src/eval/arith-probe.ts`) teacher-forces each held-out problem\'s full reference trace and counts the equations whose whole result greedy decoding gets right.',
     '',
-    '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@k base → RL | mean length (tokens) base → RL | copy probe base → RL | RL steps | RL minutes | rollout share of time |',
+    '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@K base → RL | mean length (tokens) base → RL | arithmetic probe base → RL | RL steps | RL minutes | rollout share of time |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [task, r] of Object.entries(results)) {
     lines.push(
-      `| ${task} | ${pct(r.base.greedy_pass1)} → **${pct(r.rl.greedy_pass1)}** | ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)} | ${pct(r.base.sampled_pass_at_k)} → ${pct(r.rl.sampled_pass_at_k)} | ${num(r.base.mean_tokens, 0)} → ${num(r.rl.mean_tokens, 0)} | ${pct(r.copy_digit_accuracy.base)} → ${pct(r.copy_digit_accuracy.rl)} | ${r.steps} | ${num(r.rl_minutes, 1)} | ${pct(r.rollout_share)} |`,
+      `| ${task} | ${pct(r.base.greedy_pass1)} → **${pct(r.rl.greedy_pass1)}** (${r.problems.greedy} problems) | ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)} | ${pct(r.base.sampled_pass_at_k)} → ${pct(r.rl.sampled_pass_at_k)} (K ${r.problems.samples}) | ${num(r.base.mean_tokens, 0)} → ${num(r.rl.mean_tokens, 0)} | ${pct(r.base.arith)} → ${pct(r.rl.arith)} | ${r.steps} | ${num(r.rl_minutes, 1)} | ${pct(r.rollout_share)} |`,
     );
+  }
+  lines.push('', '## pass@k before and after RL (sampled at the rollout temperature)', '');
+  for (const [task, r] of Object.entries(results)) {
+    const ks = Object.keys(r.base.pass_at_k);
+    lines.push(`| ${task} | ${ks.map((k) => `k=${k}`).join(' | ')} |`, `|---|${ks.map(() => '---').join('|')}|`);
+    lines.push(`| base | ${ks.map((k) => pct(r.base.pass_at_k[k])).join(' | ')} |`, `| RL | ${ks.map((k) => pct(r.rl.pass_at_k[k] ?? Number.NaN)).join(' | ')} |`, '');
+    lines.push(`![${task} pass@k](results/r1-zero/${task}-passk.svg)`, '');
   }
   lines.push('', '## During training (mean of the first and the last steps)', '', '| task | | reward | accuracy | length | self-check share | revise share | KL | entropy | zero-spread groups |', '|---|---|---|---|---|---|---|---|---|---|');
   for (const [task, r] of Object.entries(results)) {
@@ -254,17 +318,21 @@ function markdown(results: Record<string, TaskResult>, o: Required<Pick<R1ZeroOp
   return `${lines.join('\n')}\n`;
 }
 
+/** Where the report goes by default: beside the runs, never the repository's docs/. */
+export const reportDirOf = (runsDir: string | undefined): string => path.join(runsDir ?? 'runs', 'r1-zero-report');
+
 export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, TaskResult>> {
   const log = o.log ?? ((s: string) => console.log(s));
-  const docs = o.docsDir ?? 'docs';
+  const docs = o.docsDir ?? reportDirOf(o.runsDir);
   const resultsDir = path.join(docs, 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
   const results: Record<string, TaskResult> = {};
   for (const task of o.tasks ?? R1_ZERO_TASKS) results[task] = await runTask(task, o, resultsDir, log);
-  const settings = { evalProblems: o.evalProblems ?? 200, samples: o.samples ?? 4, temperature: o.temperature ?? 1.0 };
+  const settings = { evalProblems: o.evalProblems ?? 500, samples: o.samples ?? 32, sampledProblems: o.sampledProblems ?? 100, temperature: o.temperature ?? 1.0 };
   const json = {
-    note: 'base_pass1 / rl_pass1: greedy pass@1 on the held-out split (fractions); sampled figures under base / rl',
+    note: 'base_pass1 / rl_pass1: greedy pass@1 on the held-out split (fractions); base_arith / rl_arith: the arithmetic probe; minutes: the RL run; sampled figures and pass@k under base / rl',
     settings,
+    ...(o.mainJobStarted !== undefined ? { main_job_minutes: (performance.now() - o.mainJobStarted) / 60000 } : {}),
     ...results,
   };
   writeFileAtomic(path.join(resultsDir, 'r1-zero.json'), `${JSON.stringify(json, null, 2)}\n`);

@@ -36,7 +36,7 @@ import { checkpointWriter, openRunDir, resumePoint, saveFinalModel } from '../tr
 import { type RunSink, openRunSink } from '../train/run-sink.ts';
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
-import { completionLogprobs, sequenceBatch } from './logprobs.ts';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from './logprobs.ts';
 import { parseRewardWeights } from './rewards.ts';
 import { type Rollout, concatRollouts, rollout, selectGroups } from './rollout.ts';
 
@@ -114,21 +114,35 @@ function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: 
       let loss = 0;
       chunks.forEach((rowsOf, k) => {
         const s = tidy(() => {
-          const sb = sequenceBatch(
-            rowsOf.map((i) => rowPrompts[i]),
-            rowsOf.map((i) => r.completions[i]),
-            pad,
-            rowsOf.map((i) => keep[i]),
-          );
-          if (it === 0 && ref) refLogp[k] = noGrad(() => completionLogprobs(ref, sb).logp).keep(); // (R, T)
-          const { logp, auxLoss } = completionLogprobs(model, sb); // (R, T)
+          // each prompt once for its completions (sharedPromptBatch), or one row per completion
+          const shared = c.sharePrompt
+            ? sharedPromptBatch(
+                r.prompts,
+                rowsOf.map((i) => Math.floor(i / r.groupSize)),
+                rowsOf.map((i) => r.completions[i]),
+                pad,
+                rowsOf.map((i) => keep[i]),
+              )
+            : null;
+          const sb = shared
+            ? null
+            : sequenceBatch(
+                rowsOf.map((i) => rowPrompts[i]),
+                rowsOf.map((i) => r.completions[i]),
+                pad,
+                rowsOf.map((i) => keep[i]),
+              );
+          const logprobsOf = (m: DeepSeekV3): { logp: Tensor; auxLoss: Tensor | null } => (shared ? sharedPromptLogprobs(m, shared) : completionLogprobs(m, sb!));
+          const maskOf = (shared ? shared.mask : sb!.mask) as Tensor; // (R, T)
+          if (it === 0 && ref) refLogp[k] = noGrad(() => logprobsOf(ref).logp).keep(); // (R, T)
+          const { logp, auxLoss } = logprobsOf(model); // (R, T)
           if (it === 0 && c.mu > 1) oldLogp[k] = logp.detach().keep();
           const old = c.mu > 1 ? (oldLogp[k] as Tensor) : logp.detach(); // μ = 1: π_old is the current policy
           const adv = advantageTensor(
             rowsOf.map((i) => advantages[i]),
             logp,
           ); // (R)
-          const mask = sb.mask.to(logp.device); // (R, T)
+          const mask = maskOf.to(logp.device); // (R, T)
           const pl = policyLoss({ logp, oldLogp: old, refLogp: refLogp[k], advantages: adv, mask }, { epsLow: c.epsLow, epsHigh: c.epsHigh, beta: c.beta, norm });
           const total = auxLoss ? pl.loss.add(auxLoss.div(chunks.length)) : pl.loss;
           total.backward();
@@ -337,6 +351,9 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
         tokensPerSecond: all.stats.tokensPerSecond,
       });
       if (!upd) sink.log(`step ${step}: every group had equal rewards after ${drawn.length} rounds; no update`);
+      if (typeof record.kl === 'number' && record.kl > c.klAlarm) {
+        sink.log(`step ${step}: KL ALARM — ${record.kl.toFixed(4)} nats per token to the base model, above the bound ${c.klAlarm} (klAlarm); lower optim.lr or raise beta`);
+      }
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
         const r = await evaluate(model, tok, { task: c.task, taskConfig: c.taskConfig, n: c.evalProblems, temperature: 0, maxNewTokens: c.maxNewTokens, seed: c.seed, examples: 0 });
         model.train(true);

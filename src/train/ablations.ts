@@ -154,7 +154,7 @@ export async function runAblation(name: AblationName, o: AblationOptions = {}): 
       .slice(-50)
       .map((r) => r.expert_load_max_over_mean as number);
     const model = loadCheckpoint(path.join(runDir, 'final'));
-    const data = preparePretrainData({ corpus: cfg.corpus, vocabSize: cfg.vocabSize, splitDigits: cfg.splitDigits, trainDocuments: cfg.trainDocuments, valDocuments: cfg.valDocuments, seqLen: cfg.seqLen }, cfg.runsDir, () => undefined);
+    const data = preparePretrainData({ corpus: cfg.corpus, vocabSize: cfg.vocabSize, splitDigits: cfg.splitDigits, trainDocuments: cfg.trainDocuments, valDocuments: cfg.valDocuments, seqLen: cfg.seqLen, packing: cfg.packing }, cfg.runsDir, () => undefined);
     const m = measureOnValidation(model, data.val, cfg.evalBatches, cfg.batchSize);
     const kv = kvCacheFigures(model.config);
     results.push({

@@ -65,6 +65,10 @@ export const PretrainConfig = z
     splitDigits: z.boolean().default(true).describe('one token per digit (DeepSeek LLM, LLaMA); false: GPT-4-style groups of up to three'),
     corpus: CorpusConfig.default(CorpusConfig.parse({})).describe('the synthetic base corpus'),
     trainDocuments: posInt.describe('corpus documents to train on'),
+    packing: z
+      .enum(['stream', 'documents'])
+      .default('stream')
+      .describe("'stream': fixed windows over the concatenated documents (GPT-2 style); 'documents': whole documents per row, so no token is trained apart from its problem"),
     valDocuments: posInt.describe('documents of the validation set (drawn from a separate seed)'),
   })
   .strict()

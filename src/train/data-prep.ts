@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type CorpusConfig, type PackedCorpus, corpusDocument, encodeDocument, packDocuments } from '../data/index.ts';
+import { type ContextCoverage, type CorpusConfig, type PackLayout, type PackedCorpus, contextCoverage, corpusDocument, encodeDocument, packDocuments } from '../data/index.ts';
 import { syncDir, writeAllSync, writeFileDurable } from '../io/durable.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
@@ -26,6 +26,8 @@ export interface DataSpec {
   trainDocuments: number;
   valDocuments: number;
   seqLen: number;
+  /** 'stream' windows or whole 'documents' per row (data/pack.ts). */
+  packing: PackLayout;
 }
 
 export interface PreparedData {
@@ -35,6 +37,8 @@ export interface PreparedData {
   dir: string;
   /** Whether it came from the cache. */
   cached: boolean;
+  /** The context probe of the training packing (data/pack.ts contextCoverage). */
+  coverage: ContextCoverage;
 }
 
 /** Documents used to train the tokenizer (more adds time, hardly any quality at these sizes). */
@@ -42,7 +46,7 @@ const TOKENIZER_DOCUMENTS = 20_000;
 
 export function dataKey(spec: DataSpec): string {
   return createHash('sha256')
-    .update(JSON.stringify({ v: 1, ...spec }))
+    .update(JSON.stringify({ v: spec.corpus.kind === 'search' ? 3 : 1, ...spec, packing: spec.packing === 'stream' ? undefined : spec.packing }))
     .digest('hex')
     .slice(0, 16);
 }
@@ -68,10 +72,26 @@ function readStream(file: string): Int32Array {
 interface StreamMeta {
   documents: number;
   tokens: number;
+  truncatedDocuments?: number;
 }
 
-function packed(stream: Int32Array, meta: StreamMeta, seqLen: number, tok: Tokenizer): PackedCorpus {
+function packed(stream: Int32Array, meta: StreamMeta, seqLen: number, tok: Tokenizer, layout: PackLayout): PackedCorpus {
   const T = seqLen;
+  if (layout === 'documents') {
+    return {
+      seqLen: T,
+      stream,
+      numSequences: Math.floor(stream.length / (T + 1)),
+      documents: meta.documents,
+      droppedTokens: 0,
+      bos: tok.special.bos,
+      eos: tok.special.eos,
+      crossDocument: 'keep',
+      layout,
+      pad: tok.special.pad,
+      truncatedDocuments: meta.truncatedDocuments ?? 0,
+    };
+  }
   const numSequences = stream.length >= T + 1 ? Math.floor((stream.length - 1) / T) : 0;
   const used = numSequences === 0 ? 0 : numSequences * T + 1;
   return {
@@ -83,7 +103,14 @@ function packed(stream: Int32Array, meta: StreamMeta, seqLen: number, tok: Token
     bos: tok.special.bos,
     eos: tok.special.eos,
     crossDocument: 'keep',
+    layout,
+    pad: -1,
+    truncatedDocuments: 0,
   };
+}
+
+function logCoverage(log: (s: string) => void, c: ContextCoverage, layout: PackLayout): void {
+  log(`data: context probe: ${(c.share * 100).toFixed(1)}% of ${c.targets} trained target tokens see their document's beginning (the problem) in their ${layout === 'documents' ? 'row' : 'window'}`);
 }
 
 export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: string) => void): PreparedData {
@@ -93,10 +120,12 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   if (fs.existsSync(done)) {
     const meta = JSON.parse(fs.readFileSync(done, 'utf8')) as { train: StreamMeta; val: StreamMeta };
     const tokenizer = Tokenizer.load(path.join(dir, 'tokenizer.json'));
-    const train = packed(readStream(path.join(dir, 'train.bin')), meta.train, spec.seqLen, tokenizer);
-    const val = packed(readStream(path.join(dir, 'val.bin')), meta.val, spec.seqLen, tokenizer);
+    const train = packed(readStream(path.join(dir, 'train.bin')), meta.train, spec.seqLen, tokenizer, spec.packing);
+    const val = packed(readStream(path.join(dir, 'val.bin')), meta.val, spec.seqLen, tokenizer, spec.packing);
     log(`data: cached in ${dir} (${meta.train.tokens} train tokens, ${meta.val.tokens} validation tokens, vocabulary ${tokenizer.vocabSize})`);
-    return { tokenizer, train, val, dir, cached: true };
+    const coverage = contextCoverage(train);
+    logCoverage(log, coverage, spec.packing);
+    return { tokenizer, train, val, dir, cached: true, coverage };
   }
 
   const t0 = performance.now();
@@ -113,13 +142,15 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   const t2 = performance.now();
   const train = packDocuments(
     trainTexts.map((t) => encodeDocument(tokenizer, t)),
-    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos },
+    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos, layout: spec.packing, pad: tokenizer.special.pad },
   );
   const val = packDocuments(
     valTexts.map((t) => encodeDocument(tokenizer, t)),
-    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos },
+    { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos, layout: spec.packing, pad: tokenizer.special.pad },
   );
-  log(`data: ${train.stream.length} train tokens (${train.numSequences} sequences of ${spec.seqLen}), ${val.stream.length} validation tokens (${((performance.now() - t2) / 1000).toFixed(1)} s)`);
+  log(`data: ${train.stream.length} train tokens (${train.numSequences} sequences of ${spec.seqLen}${train.truncatedDocuments ? `, ${train.truncatedDocuments} documents cut to one row` : ''}), ${val.stream.length} validation tokens (${((performance.now() - t2) / 1000).toFixed(1)} s)`);
+  const coverage = contextCoverage(train);
+  logCoverage(log, coverage, spec.packing);
 
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -131,8 +162,9 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
     writeStream(path.join(tmp, 'val.bin'), val.stream);
     const meta = {
       spec,
-      train: { documents: train.documents, tokens: train.stream.length },
-      val: { documents: val.documents, tokens: val.stream.length },
+      train: { documents: train.documents, tokens: train.stream.length, truncatedDocuments: train.truncatedDocuments },
+      val: { documents: val.documents, tokens: val.stream.length, truncatedDocuments: val.truncatedDocuments },
+      contextCoverage: coverage,
     };
     writeFileDurable(path.join(tmp, 'data.json'), `${JSON.stringify(meta, null, 2)}\n`);
     syncDir(tmp);
@@ -142,5 +174,5 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  return { tokenizer, train, val, dir, cached: false };
+  return { tokenizer, train, val, dir, cached: false, coverage };
 }

@@ -15,12 +15,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TASK_NAMES, type TaskName, encodeProblemPrompt, generateProblems } from '../data/index.ts';
-import { type EvalReport, evaluate } from '../eval/index.ts';
+import { type EvalReport, arithProbe, evaluate, formatArithProbe } from '../eval/index.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
-import { SHIPPED_BASE, type TaskResult, runR1Zero } from '../rl/experiment.ts';
+import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from '../rl/experiment.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from './checkpointing.ts';
 import { PretrainConfig, resolveConfig } from './config.ts';
+import { preparePretrainData } from './data-prep.ts';
 import { configDifferences, pretrain, runDirOf } from './pretrain.ts';
 
 export interface PipelineOptions {
@@ -40,7 +41,12 @@ export interface PipelineOptions {
   shipBase?: boolean;
   /** Where the shipped base lives (default checkpoints/small-base in the package). */
   shippedBase?: string;
+  /** Where the R1-Zero report goes (default <runsDir>/r1-zero-report; 'docs' updates the repository's). */
   docsDir?: string;
+  /** Samples per problem of the base model's pass@k curve (default 64). */
+  passKSamples?: number;
+  /** Problems of that curve (default 64). */
+  passKProblems?: number;
   log?: (s: string) => void;
 }
 
@@ -53,6 +59,11 @@ export interface TaskFigures {
   meanTokens: number;
   truncated: number;
   problems: number;
+  /** The arithmetic probe's whole-result accuracy (eval/arith-probe.ts), when the task has one. */
+  arith?: number;
+  arithByOp?: Record<string, number>;
+  /** pass@k at temperature 1 for k = 1, 2, 4, … passKSamples, on passKProblems problems. */
+  passAtK?: Record<string, number>;
 }
 
 export interface PipelineSummary {
@@ -62,8 +73,12 @@ export interface PipelineSummary {
   valBpb: number | null;
   steps: number;
   trainSeconds: number | null;
-  base: Record<TaskName, TaskFigures> | null;
+  base: Partial<Record<TaskName, TaskFigures>> | null;
   rl: Record<string, TaskResult> | null;
+  /** Wall time of the whole job in seconds. */
+  seconds?: number;
+  /** The context probe of the pretraining data (share of trained tokens that see their problem). */
+  contextCoverage?: number;
 }
 
 /** Pretraining facts stored beside the shipped base model. */
@@ -74,7 +89,9 @@ interface ShippedInfo {
   valBpb: number | null;
   steps: number;
   trainSeconds: number | null;
-  base: Record<TaskName, TaskFigures>;
+  base: Partial<Record<TaskName, TaskFigures>>;
+  /** The context probe of the training data (data/pack.ts contextCoverage). */
+  contextCoverage?: number;
 }
 
 function isNewer(a: string, b: string): boolean {
@@ -83,6 +100,7 @@ function isNewer(a: string, b: string): boolean {
 
 export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSummary> {
   const log = o.log ?? ((s: string) => console.log(s));
+  const started = performance.now();
   const shipped = o.shippedBase ?? SHIPPED_BASE;
   let summary: PipelineSummary;
   if (!o.fromScratch && fs.existsSync(path.join(shipped, 'config.json'))) {
@@ -98,14 +116,21 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
   }
   if (o.rl !== false) {
     log('── 2/2 R1-Zero: GRPO with rule rewards from the base model ─────');
-    summary.rl = await runR1Zero({ base: summary.model, steps: o.rlSteps, runsDir: o.overrides?.runsDir as string | undefined, docsDir: o.docsDir, log });
+    summary.rl = await runR1Zero({ base: summary.model, steps: o.rlSteps, runsDir: o.overrides?.runsDir as string | undefined, docsDir: o.docsDir, log, mainJobStarted: started });
   }
+  summary.seconds = (performance.now() - started) / 1000;
   log('── summary ─────────────────────────────────────────────────────');
   log(`base model ${summary.model}: validation loss ${summary.valLoss?.toFixed(4) ?? '?'} nats/token, ${summary.valBpb?.toFixed(4) ?? '?'} bits/byte`);
-  if (summary.base) for (const task of TASK_NAMES) if (summary.base[task]) log(`  ${task.padEnd(15)} base held-out greedy pass@1 ${(summary.base[task].pass1 * 100).toFixed(1)}% (${summary.base[task].problems} problems)`);
+  if (summary.base) {
+    for (const task of TASK_NAMES) {
+      const b = summary.base[task];
+      if (b) log(`  ${task.padEnd(15)} base held-out greedy pass@1 ${(b.pass1 * 100).toFixed(1)}% (${b.problems} problems)${b.arith !== undefined ? `, arithmetic probe ${(b.arith * 100).toFixed(1)}%` : ''}`);
+    }
+  }
   if (summary.rl) {
     for (const [task, r] of Object.entries(summary.rl)) log(`  ${task.padEnd(15)} R1-Zero greedy pass@1 ${(r.base_pass1 * 100).toFixed(1)}% → ${(r.rl_pass1 * 100).toFixed(1)}% after ${r.steps} GRPO steps`);
   }
+  log(`main job: ${(summary.seconds / 60).toFixed(1)} minutes`);
   return summary;
 }
 
@@ -115,7 +140,7 @@ async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) =
   await saveCheckpoint(dir, model, { dtype: 'bfloat16' });
   fs.copyFileSync(path.join(s.model, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   const cfg = JSON.parse(fs.readFileSync(path.join(s.runDir, 'config.json'), 'utf8')) as unknown;
-  const info: ShippedInfo = { command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base', config: cfg, valLoss: s.valLoss, valBpb: s.valBpb, steps: s.steps, trainSeconds: s.trainSeconds, base: s.base };
+  const info: ShippedInfo = { command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base', config: cfg, valLoss: s.valLoss, valBpb: s.valBpb, steps: s.steps, trainSeconds: s.trainSeconds, base: s.base, contextCoverage: s.contextCoverage };
   fs.writeFileSync(path.join(dir, SHIPPED_INFO), `${JSON.stringify(info, null, 2)}\n`);
   log(`shipped base model written to ${dir} (bfloat16)`);
 }
@@ -143,38 +168,57 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
 
   log('── the base model on the held-out problems ─────────────────────');
   const evalFile = path.join(runDir, 'eval-base.json');
-  const n = o.evalProblems ?? 100;
-  let base: Record<TaskName, TaskFigures>;
-  const taskConfigs = Object.fromEntries(TASK_NAMES.map((t) => [t, cfg.corpus[t]]));
+  const n = o.evalProblems ?? 500;
+  let base: Partial<Record<TaskName, TaskFigures>>;
+  // the tasks the corpus trains (all three for the mixed 'web' corpus)
+  const evalTasks = TASK_NAMES.filter((t) => cfg.corpus.tasks[t] > 0);
+  const taskConfigs = Object.fromEntries(evalTasks.map((t) => [t, cfg.corpus[t]]));
+  const kSamples = o.passKSamples ?? 64;
+  const kProblems = o.passKProblems ?? 64;
   const cached = isNewer(evalFile, path.join(finalDir, 'config.json'))
     ? (JSON.parse(fs.readFileSync(evalFile, 'utf8')) as { n: number; taskConfigs?: unknown; base: Record<TaskName, TaskFigures> })
     : null;
-  if (cached && cached.n === n && JSON.stringify(cached.taskConfigs) === JSON.stringify(taskConfigs)) {
+  if (cached && cached.n === n && JSON.stringify(cached.taskConfigs) === JSON.stringify(taskConfigs) && (cached as { kSamples?: number }).kSamples === kSamples) {
     base = cached.base;
     log(`evaluation already done: ${evalFile}`);
   } else {
     const model = loadCheckpoint(finalDir);
     const tok = Tokenizer.load(path.join(finalDir, 'tokenizer.json'));
-    base = {} as Record<TaskName, TaskFigures>;
-    for (const task of TASK_NAMES) {
+    base = {};
+    for (const task of evalTasks) {
       // Completions get the positions the longest prompt leaves (word problems can take ~300 with a small vocabulary).
-      const problems = generateProblems(task, { seed: 0, split: 'heldout', n, config: taskConfigs[task] as Record<string, unknown> });
+      const problems = generateProblems(task, { seed: 0, split: 'heldout', n: Math.min(n, HELDOUT_CAP[task] ?? n), config: taskConfigs[task] as Record<string, unknown> });
       const longest = Math.max(...problems.map((p) => encodeProblemPrompt(tok, p).length));
       const room = model.config.max_position_embeddings - longest;
       if (room < 16) throw new Error(`${task} prompts take up to ${longest} of the model's ${model.config.max_position_embeddings} positions; raise max_position_embeddings (modelOverrides) or the vocabulary size`);
       const maxNewTokens = Math.min(o.evalMaxTokens ?? 256, room);
-      const r: EvalReport = await evaluate(model, tok, { problems, n, temperature: 0, maxNewTokens, seed: 0, examples: 0 });
-      base[task] = {
+      const r: EvalReport = await evaluate(model, tok, { problems, n: problems.length, temperature: 0, maxNewTokens, seed: 0, examples: 0, batchSize: 32 });
+      const f: TaskFigures = {
         pass1: r.pass1,
         wellFormed: r.wellFormedShare,
         meanReward: r.meanReward,
         meanTokens: r.meanCompletionTokens,
         truncated: r.truncatedShare,
-        problems: n,
+        problems: problems.length,
       };
-      log(`${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens`);
+      log(`${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens (${problems.length} problems)`);
+      if (task !== 'wordproblems' && cfg.corpus.kind === 'search') {
+        const a = arithProbe(model, tok, problems.slice(0, 200));
+        f.arith = a.overall.whole;
+        f.arithByOp = Object.fromEntries(Object.entries(a.byOp).filter(([, x]) => x.equations > 0).map(([op, x]) => [op, x.whole]));
+        log(`${''.padEnd(15)} arithmetic probe: ${formatArithProbe(a)}`);
+      }
+      if (kSamples > 1) {
+        const ks: number[] = [];
+        for (let k = 1; k < kSamples; k *= 2) ks.push(k);
+        ks.push(kSamples);
+        const sampled = await evaluate(model, tok, { problems: problems.slice(0, kProblems), temperature: 1, samples: kSamples, ks, maxNewTokens, seed: 0, examples: 0, batchSize: Math.max(1, Math.floor(256 / kSamples)) });
+        f.passAtK = sampled.passAtK;
+        log(`${''.padEnd(15)} pass@k at T 1 on ${Math.min(kProblems, problems.length)} problems: ${ks.map((k) => `@${k} ${(sampled.passAtK[String(k)] * 100).toFixed(1)}%`).join('  ')}`);
+      }
+      base[task] = f;
     }
-    fs.writeFileSync(evalFile, `${JSON.stringify({ n, taskConfigs, base }, null, 2)}\n`);
+    fs.writeFileSync(evalFile, `${JSON.stringify({ n, taskConfigs, kSamples, base }, null, 2)}\n`);
   }
 
   const metrics = path.join(runDir, 'metrics.jsonl');
@@ -182,16 +226,22 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
   let valBpb: number | null = null;
   if (fs.existsSync(metrics)) {
     const lines = fs.readFileSync(metrics, 'utf8').trim().split('\n');
+    let evalSeen = false;
     for (const line of lines.reverse()) {
-      const r = JSON.parse(line) as { kind?: string; val_loss?: number; val_bpb?: number };
-      if (r.kind === 'eval') {
+      const r = JSON.parse(line) as { kind?: string; val_loss?: number; val_bpb?: number; elapsed_s?: number };
+      if (r.kind === 'eval' && !evalSeen) {
         valLoss = r.val_loss ?? null;
         valBpb = r.val_bpb ?? null;
-        break;
+        evalSeen = true;
       }
+      // a finished run reused: its training time is the last step's elapsed time
+      if (r.kind === 'train' && trainSeconds === null && typeof r.elapsed_s === 'number') trainSeconds = r.elapsed_s;
+      if (evalSeen && trainSeconds !== null) break;
     }
   }
-  const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null };
+  // the context probe of the training data (cached: this reloads it in seconds)
+  const data = preparePretrainData({ corpus: cfg.corpus, vocabSize: cfg.vocabSize, splitDigits: cfg.splitDigits, trainDocuments: cfg.trainDocuments, valDocuments: cfg.valDocuments, seqLen: cfg.seqLen, packing: cfg.packing }, cfg.runsDir, () => undefined);
+  const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null, contextCoverage: data.coverage.share };
   fs.writeFileSync(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

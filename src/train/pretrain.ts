@@ -15,7 +15,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { z } from 'zod';
-import { type IteratorState, PretrainLoader, toTensor } from '../data/index.ts';
+import { type IteratorState, PretrainLoader, TASK_NAMES, generateProblems, toTensor } from '../data/index.ts';
+import { arithProbe, formatArithProbe } from '../eval/index.ts';
 import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../model/config.ts';
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
@@ -83,7 +84,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const data = preparePretrainData(
-    { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen },
+    { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen, packing: c.packing },
     c.runsDir,
     log,
   );
@@ -95,6 +96,11 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
   const loader = new PretrainLoader(data.train, { batchSize: c.batchSize, seed: c.seed, resume: dataState as IteratorState | undefined });
   const bytes = byteLengthTensor(tok);
+  // the arithmetic probe at each evaluation: held-out problems of each task the search corpus trains
+  const probeSets =
+    c.corpus.kind === 'search'
+      ? TASK_NAMES.filter((t) => t !== 'wordproblems' && c.corpus.tasks[t] > 0).map((t) => [t, generateProblems(t, { seed: 0, split: 'heldout', n: 64, config: c.corpus[t] })] as const)
+      : [];
   const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   log(
     `pretrain ${c.name}: ${model.numParameters()} parameters, ${c.steps} steps of ${c.batchSize * c.gradAccum} × ${c.seqLen} tokens, ` +
@@ -123,6 +129,11 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
       evaluate: async (step) => {
         const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
         sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
+        for (const [task, problems] of probeSets) {
+          const a = arithProbe(model, tok, problems);
+          r[`arith_${task}`] = a.overall.whole;
+          sink.log(`  arithmetic probe (${task}): ${formatArithProbe(a)}`);
+        }
         if (c.sampleCount > 0) {
           for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed, taskConfigs: c.corpus })) {
             sink.sample({ step, ...s });

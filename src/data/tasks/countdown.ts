@@ -18,7 +18,7 @@
 import { z } from 'zod';
 import { DEFAULT_ARITH_LIMITS, evalArith } from '../arith.ts';
 import { extractAnswer } from '../answer.ts';
-import { answerInstruction, r1ZeroPrompt } from '../prompt.ts';
+import { PROMPT_FRAMES, type PromptFrame, answerInstruction, framedPrompt } from '../prompt.ts';
 import { withinTolerance } from '../rational.ts';
 import type { Rng } from '../rng.ts';
 import { randomTree, render, solveCountdown } from './countdown-expr.ts';
@@ -43,6 +43,8 @@ export const CountdownConfig = z
      * (the TV game's rule). The reward does not require it; it only shapes the generated solutions.
      */
     integerSteps: z.boolean().default(true),
+    /** The prompt frame of generated problems (prompt.ts): TinyZero's text, or the compact R1-Zero-shaped one. */
+    promptFrame: z.enum(PROMPT_FRAMES as [PromptFrame, ...PromptFrame[]]).default('tinyzero'),
   })
   .refine((c) => c.minCount <= c.maxCount, { message: 'minCount must be <= maxCount' })
   .refine((c) => c.minNumber <= c.maxNumber, { message: 'minNumber must be <= maxNumber' })
@@ -55,8 +57,9 @@ const INSTRUCTION =
 /** Attempts per problem before giving up on a configuration that rarely yields solvable problems. */
 const MAX_ATTEMPTS = 200_000;
 
-export function countdownProblem(nums: readonly number[], target: number, solution: string | null = null): CountdownProblem {
-  return { task: 'countdown', nums: [...nums], target, solution };
+export function countdownProblem(nums: readonly number[], target: number, solution: string | null = null, promptFrame: PromptFrame = 'tinyzero'): CountdownProblem {
+  const p: CountdownProblem = { task: 'countdown', nums: [...nums], target, solution };
+  return promptFrame === 'tinyzero' ? p : { ...p, promptFrame };
 }
 
 export const countdown: Task<CountdownProblem, CountdownConfig> = {
@@ -70,7 +73,7 @@ export const countdown: Task<CountdownProblem, CountdownConfig> = {
   instruction: () => INSTRUCTION,
 
   prompt(p) {
-    return r1ZeroPrompt(countdown.question(p), countdown.instruction(p));
+    return framedPrompt(p.promptFrame, countdown.question(p), countdown.instruction(p));
   },
 
   referenceAnswer(p) {
@@ -87,7 +90,7 @@ export const countdown: Task<CountdownProblem, CountdownConfig> = {
       if (v.d !== 1n) continue;
       const t = Number(v.n);
       if (t < c.minTarget || t > c.maxTarget) continue;
-      return countdownProblem(nums, t, render(tree));
+      return countdownProblem(nums, t, render(tree), c.promptFrame);
     }
     throw new Error(
       `countdown: no solvable problem found in ${MAX_ATTEMPTS} attempts with ${JSON.stringify(c)}; widen the target range or the number range`,

@@ -9,7 +9,7 @@
  * product never appears in train in either order. It knows nothing about tokenizers or training.
  */
 import { z } from 'zod';
-import { answerInstruction, r1ZeroPrompt } from '../prompt.ts';
+import { PROMPT_FRAMES, type PromptFrame, answerInstruction, framedPrompt } from '../prompt.ts';
 import type { Rng } from '../rng.ts';
 import { scoreIntegerAnswer } from './integer-answer.ts';
 import type { MultiplicationProblem, Task } from './types.ts';
@@ -26,6 +26,8 @@ export const MultiplicationConfig = z
     minDigitsB: digits.default(1),
     /** Most digits of the second factor (TinyZero: 3). */
     maxDigitsB: digits.default(3),
+    /** The prompt frame of generated problems (prompt.ts): TinyZero's text, or the compact R1-Zero-shaped one. */
+    promptFrame: z.enum(PROMPT_FRAMES as [PromptFrame, ...PromptFrame[]]).default('tinyzero'),
   })
   .refine((c) => c.minDigitsA <= c.maxDigitsA && c.minDigitsB <= c.maxDigitsB, { message: 'min digits must be <= max digits' });
 export type MultiplicationConfig = z.infer<typeof MultiplicationConfig>;
@@ -52,14 +54,15 @@ export const multiplication: Task<MultiplicationProblem, MultiplicationConfig> =
   canonical: (p) => multiplicationCanonical(p.a, p.b),
   question: (p) => `Give me the answer of the following equation: ${p.a} * ${p.b} = ?`,
   instruction: () => answerInstruction('1234'),
-  prompt: (p) => r1ZeroPrompt(multiplication.question(p), multiplication.instruction(p)),
+  prompt: (p) => framedPrompt(p.promptFrame, multiplication.question(p), multiplication.instruction(p)),
   referenceAnswer: (p) => String(p.a * p.b),
   sample(rng: Rng, c: MultiplicationConfig): MultiplicationProblem {
     const draw = (lo: number, hi: number): number => {
       const [a, b] = digitRange(rng.int(lo, hi));
       return rng.int(a, b);
     };
-    return { task: 'multiplication', a: draw(c.minDigitsA, c.maxDigitsA), b: draw(c.minDigitsB, c.maxDigitsB) };
+    const p: MultiplicationProblem = { task: 'multiplication', a: draw(c.minDigitsA, c.maxDigitsA), b: draw(c.minDigitsB, c.maxDigitsB) };
+    return c.promptFrame === 'tinyzero' ? p : { ...p, promptFrame: c.promptFrame };
   },
   score: (completion, p) => scoreIntegerAnswer(completion, BigInt(p.a) * BigInt(p.b)),
   reward: (completion, p) => scoreIntegerAnswer(completion, BigInt(p.a) * BigInt(p.b)).reward,

@@ -8,6 +8,7 @@
  *
  * It knows nothing about tokenizers, batches or training.
  */
+import type { PromptFrame } from '../prompt.ts';
 import type { Rng } from '../rng.ts';
 
 export type TaskName = 'countdown' | 'multiplication' | 'wordproblems';
@@ -23,12 +24,16 @@ export interface CountdownProblem {
   readonly target: number;
   /** A known solution expression, or null for a user row we have not solved. */
   readonly solution: string | null;
+  /** The prompt frame (prompt.ts); absent: TinyZero's. Not part of the problem's identity. */
+  readonly promptFrame?: PromptFrame;
 }
 
 export interface MultiplicationProblem {
   readonly task: 'multiplication';
   readonly a: number;
   readonly b: number;
+  /** The prompt frame (prompt.ts); absent: TinyZero's. Not part of the problem's identity. */
+  readonly promptFrame?: PromptFrame;
 }
 
 /** One operation of a word problem, applied to the running quantity. */
