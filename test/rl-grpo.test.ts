@@ -310,7 +310,7 @@ describe('update log-probabilities', () => {
       logp.mul(b.mask).sum().backward();
       const g = model.headWeight().grad!.flatten().tolist() as number[];
       model.zeroGrad();
-      assert.deepEqual(b.mask.tolist()[3], [0, 0, 0, 0, 0], 'a row left out has no tokens that count');
+      assert.deepEqual((b.mask.tolist() as number[][])[3], [0, 0, 0, 0, 0], 'a row left out has no tokens that count');
       assert.ok(b.tokens < rowPrompts.reduce((n, p, i) => n + p.length + completions[i].length - 1, 0), 'fewer tokens than one row per completion');
       return { lp: logp.detach().tolist() as number[][], grad: g };
     };

@@ -149,7 +149,7 @@ describe('the R1-Zero experiment and the main job', () => {
       samples: 2,
       runsDir: runs,
       docsDir: docs,
-      rlOverrides: { promptsPerStep: 2, groupSize: 2, maxNewTokens: 24, taskConfig: { maxDigitsA: 1, maxDigitsB: 1 }, trainProblems: 20, checkpointEvery: 1 },
+      rlOverrides: { promptsPerStep: 2, groupSize: 2, maxNewTokens: 24, taskConfig: { minDigitsA: 1, maxDigitsA: 1, minDigitsB: 1, maxDigitsB: 1, promptFrame: 'tinyzero' }, trainProblems: 20, checkpointEvery: 1 },
       log: quiet,
     };
     const r = await runR1Zero(o);

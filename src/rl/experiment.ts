@@ -97,7 +97,7 @@ export interface TaskResult {
   minutes: number;
   rl_minutes: number;
   rollout_share: number;
-  /** Seconds of the whole task stage: evaluations, probe and RL. */
+  /** Seconds this invocation spent on the task (evaluations, probe, RL; cached stages cost ~0). */
   stage_seconds: number;
   /** Held-out problems of the greedy evaluation, and of the sampled one × samples. */
   problems: { greedy: number; sampled: number; samples: number };
@@ -329,13 +329,20 @@ export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, T
   const results: Record<string, TaskResult> = {};
   for (const task of o.tasks ?? R1_ZERO_TASKS) results[task] = await runTask(task, o, resultsDir, log);
   const settings = { evalProblems: o.evalProblems ?? 500, samples: o.samples ?? 32, sampledProblems: o.sampledProblems ?? 100, temperature: o.temperature ?? 1.0 };
+  // tasks run before and not in this run keep their results (a rerun of one task updates that one)
+  const jsonFile = path.join(resultsDir, 'r1-zero.json');
+  const earlier = fs.existsSync(jsonFile) ? (JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as Record<string, unknown>) : {};
+  for (const task of R1_ZERO_TASKS) {
+    const old = earlier[task] as TaskResult | undefined;
+    if (!(task in results) && old && typeof old === 'object' && 'rl_pass1' in old && 'problems' in old) results[task] = old;
+  }
   const json = {
     note: 'base_pass1 / rl_pass1: greedy pass@1 on the held-out split (fractions); base_arith / rl_arith: the arithmetic probe; minutes: the RL run; sampled figures and pass@k under base / rl',
     settings,
     ...(o.mainJobStarted !== undefined ? { main_job_minutes: (performance.now() - o.mainJobStarted) / 60000 } : {}),
     ...results,
   };
-  writeFileAtomic(path.join(resultsDir, 'r1-zero.json'), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileAtomic(jsonFile, `${JSON.stringify(json, null, 2)}\n`);
   const mdFile = path.join(docs, 'r1-zero.md');
   const old = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '';
   const findings = old.includes('<!-- findings -->') ? old.slice(old.indexOf('<!-- findings -->') + '<!-- findings -->'.length) : '\n';
