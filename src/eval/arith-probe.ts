@@ -146,6 +146,11 @@ export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly
   return { overall, byOp, problems: rows.length, misses };
 }
 
+/** The whole-result accuracy of each operation that had equations. */
+export function wholeByOp(a: ArithProbe): Record<string, number> {
+  return Object.fromEntries(PROBE_OPS.filter((op) => a.byOp[op].equations > 0).map((op) => [op, a.byOp[op].whole]));
+}
+
 /** "+ 98.1% · − 97.0% · * 92.4% · / 99.0% (whole results, 1234 equations)" */
 export function formatArithProbe(a: ArithProbe): string {
   const parts = PROBE_OPS.filter((op) => a.byOp[op].equations > 0).map((op) => `${op} ${(a.byOp[op].whole * 100).toFixed(1)}%`);

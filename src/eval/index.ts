@@ -7,4 +7,4 @@ export { passAtK, meanPassAtK, defaultKs } from './passk.ts';
 export { majorityVote, normaliseAnswer, type Vote } from './vote.ts';
 export { tally, type SampleOutcome, type Figures } from './tally.ts';
 export { copyProbe, restatement, type CopyProbe } from './copy-probe.ts';
-export { arithProbe, formatArithProbe, PROBE_OPS, type ArithProbe, type ArithProbeOptions, type ProbeFigures, type ProbeOp } from './arith-probe.ts';
+export { arithProbe, formatArithProbe, wholeByOp, PROBE_OPS, type ArithProbe, type ArithProbeOptions, type ProbeFigures, type ProbeOp } from './arith-probe.ts';

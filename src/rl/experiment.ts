@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type TaskName, generateProblems } from '../data/index.ts';
-import { type ArithProbe, type EvalReport, arithProbe, evaluate, formatArithProbe } from '../eval/index.ts';
+import { type ArithProbe, type EvalReport, arithProbe, defaultKs, evaluate, formatArithProbe, wholeByOp } from '../eval/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -126,12 +126,6 @@ function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): string {
   return JSON.stringify({ v: 2, checkpoint: path.resolve(checkpoint), stamp, task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens });
 }
 
-const powersUpTo = (k: number): number[] => {
-  const out: number[] = [];
-  for (let x = 1; x < k; x *= 2) out.push(x);
-  return [...out, k];
-};
-
 async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
   const { n, samples, temperature } = plan;
   const key = evalKey(checkpoint, c, plan);
@@ -146,7 +140,7 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
   const tok = Tokenizer.load(path.join(checkpoint, 'tokenizer.json'));
   const common = { task: c.task, taskConfig: c.taskConfig, maxNewTokens: c.maxNewTokens, seed: 0 };
   const greedy = await evaluate(model, tok, { ...common, n, temperature: 0, examples: n, batchSize: 32 });
-  const sampled = await evaluate(model, tok, { ...common, n: Math.min(plan.sampledProblems, n), temperature, samples, examples: 0, ks: powersUpTo(samples), batchSize: Math.max(1, Math.floor(256 / samples)) });
+  const sampled = await evaluate(model, tok, { ...common, n: Math.min(plan.sampledProblems, n), temperature, samples, examples: 0, ks: defaultKs(samples), batchSize: Math.max(1, Math.floor(256 / samples)) });
   const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n: Math.min(200, n), config: c.taskConfig });
   const probe: ArithProbe = arithProbe(model, tok, probeProblems);
   const figures: EvalFigures = {
@@ -161,7 +155,7 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
     self_check_share: greedy.examples.length ? greedy.examples.filter((e) => detectSelfCheck(e.completion).any).length / greedy.examples.length : null,
     pass_at_k: sampled.passAtK,
     arith: probe.overall.whole,
-    arith_by_op: Object.fromEntries(Object.entries(probe.byOp).filter(([, f]) => f.equations > 0).map(([op, f]) => [op, f.whole])),
+    arith_by_op: wholeByOp(probe),
   };
   const bundle: EvalBundle = { key, figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
   writeFileAtomic(cacheFile, `${JSON.stringify(bundle, null, 2)}\n`);

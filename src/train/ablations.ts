@@ -22,7 +22,7 @@ import { loadCheckpoint } from '../model/checkpoint.ts';
 import { countParameters, kvCacheFigures, tensorSpecs } from '../model/params.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { PretrainConfig, merge, resolveConfig } from './config.ts';
-import { preparePretrainData } from './data-prep.ts';
+import { dataSpecOf, preparePretrainData } from './data-prep.ts';
 import { type MetricRecord, readMetrics } from './metrics.ts';
 import { renderComparison } from './plots.ts';
 import { configDifferences, pretrain, runDirOf } from './pretrain.ts';
@@ -154,7 +154,7 @@ export async function runAblation(name: AblationName, o: AblationOptions = {}): 
       .slice(-50)
       .map((r) => r.expert_load_max_over_mean as number);
     const model = loadCheckpoint(path.join(runDir, 'final'));
-    const data = preparePretrainData({ corpus: cfg.corpus, vocabSize: cfg.vocabSize, splitDigits: cfg.splitDigits, trainDocuments: cfg.trainDocuments, valDocuments: cfg.valDocuments, seqLen: cfg.seqLen, packing: cfg.packing }, cfg.runsDir, () => undefined);
+    const data = preparePretrainData(dataSpecOf(cfg), cfg.runsDir, () => undefined);
     const m = measureOnValidation(model, data.val, cfg.evalBatches, cfg.batchSize);
     const kv = kvCacheFigures(model.config);
     results.push({

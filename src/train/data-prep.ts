@@ -44,6 +44,11 @@ export interface PreparedData {
 /** Documents used to train the tokenizer (more adds time, hardly any quality at these sizes). */
 const TOKENIZER_DOCUMENTS = 20_000;
 
+/** The data settings of a pretraining config. */
+export function dataSpecOf(c: Pick<DataSpec, 'corpus' | 'vocabSize' | 'splitDigits' | 'trainDocuments' | 'valDocuments' | 'seqLen' | 'packing'>): DataSpec {
+  return { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen, packing: c.packing };
+}
+
 export function dataKey(spec: DataSpec): string {
   return createHash('sha256')
     .update(JSON.stringify({ v: spec.corpus.kind === 'search' ? 3 : 1, ...spec, packing: spec.packing === 'stream' ? undefined : spec.packing }))
@@ -118,12 +123,12 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   const dir = path.join(runsDir, 'cache', `pretrain-data-${key}`);
   const done = path.join(dir, 'data.json');
   if (fs.existsSync(done)) {
-    const meta = JSON.parse(fs.readFileSync(done, 'utf8')) as { train: StreamMeta; val: StreamMeta };
+    const meta = JSON.parse(fs.readFileSync(done, 'utf8')) as { train: StreamMeta; val: StreamMeta; contextCoverage?: ContextCoverage };
     const tokenizer = Tokenizer.load(path.join(dir, 'tokenizer.json'));
     const train = packed(readStream(path.join(dir, 'train.bin')), meta.train, spec.seqLen, tokenizer, spec.packing);
     const val = packed(readStream(path.join(dir, 'val.bin')), meta.val, spec.seqLen, tokenizer, spec.packing);
     log(`data: cached in ${dir} (${meta.train.tokens} train tokens, ${meta.val.tokens} validation tokens, vocabulary ${tokenizer.vocabSize})`);
-    const coverage = contextCoverage(train);
+    const coverage = meta.contextCoverage ?? contextCoverage(train); // stored by data preparation
     logCoverage(log, coverage, spec.packing);
     return { tokenizer, train, val, dir, cached: true, coverage };
   }

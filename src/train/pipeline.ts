@@ -15,13 +15,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TASK_NAMES, type TaskName, encodeProblemPrompt, generateProblems } from '../data/index.ts';
-import { type EvalReport, arithProbe, evaluate, formatArithProbe } from '../eval/index.ts';
+import { type EvalReport, arithProbe, defaultKs, evaluate, formatArithProbe, wholeByOp } from '../eval/index.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from '../rl/experiment.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from './checkpointing.ts';
 import { PretrainConfig, resolveConfig } from './config.ts';
-import { preparePretrainData } from './data-prep.ts';
+import { dataSpecOf, preparePretrainData } from './data-prep.ts';
 import { configDifferences, pretrain, runDirOf } from './pretrain.ts';
 
 export interface PipelineOptions {
@@ -205,13 +205,11 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
       if (task !== 'wordproblems' && cfg.corpus.kind === 'search') {
         const a = arithProbe(model, tok, problems.slice(0, 200));
         f.arith = a.overall.whole;
-        f.arithByOp = Object.fromEntries(Object.entries(a.byOp).filter(([, x]) => x.equations > 0).map(([op, x]) => [op, x.whole]));
+        f.arithByOp = wholeByOp(a);
         log(`${''.padEnd(15)} arithmetic probe: ${formatArithProbe(a)}`);
       }
       if (kSamples > 1) {
-        const ks: number[] = [];
-        for (let k = 1; k < kSamples; k *= 2) ks.push(k);
-        ks.push(kSamples);
+        const ks = defaultKs(kSamples);
         const sampled = await evaluate(model, tok, { problems: problems.slice(0, kProblems), temperature: 1, samples: kSamples, ks, maxNewTokens, seed: 0, examples: 0, batchSize: Math.max(1, Math.floor(256 / kSamples)) });
         f.passAtK = sampled.passAtK;
         log(`${''.padEnd(15)} pass@k at T 1 on ${Math.min(kProblems, problems.length)} problems: ${ks.map((k) => `@${k} ${(sampled.passAtK[String(k)] * 100).toFixed(1)}%`).join('  ')}`);
@@ -240,7 +238,7 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
     }
   }
   // the context probe of the training data (cached: this reloads it in seconds)
-  const data = preparePretrainData({ corpus: cfg.corpus, vocabSize: cfg.vocabSize, splitDigits: cfg.splitDigits, trainDocuments: cfg.trainDocuments, valDocuments: cfg.valDocuments, seqLen: cfg.seqLen, packing: cfg.packing }, cfg.runsDir, () => undefined);
+  const data = preparePretrainData(dataSpecOf(cfg), cfg.runsDir, () => undefined);
   const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null, contextCoverage: data.coverage.share };
   fs.writeFileSync(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;

@@ -22,7 +22,7 @@ import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
 import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, saveFinalModel } from './run-dir.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
-import { preparePretrainData } from './data-prep.ts';
+import { dataSpecOf, preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { type RunSink, openRunSink } from './run-sink.ts';
 import { sampleGenerations } from './samples.ts';
@@ -84,7 +84,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const data = preparePretrainData(
-    { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen, packing: c.packing },
+    dataSpecOf(c),
     c.runsDir,
     log,
   );
