@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { createProgress, formatDuration, type ProgressStream } from '../src/train/progress.ts';
+import { createProgress, formatDuration, type ProgressStream } from '../src/run/progress.ts';
 
 function sink(isTTY: boolean): ProgressStream & { text: string } {
   return {

@@ -4,7 +4,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { MetricsLog, type MetricRecord, formatMetricLine, readMetrics } from '../src/train/metrics.ts';
+import { MetricsLog, type MetricRecord, formatMetricLine, readMetrics } from '../src/run/metrics.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tinyseek-metrics-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { MetricRecord } from '../src/train/metrics.ts';
-import { renderComparison, renderPlots } from '../src/train/plots.ts';
+import type { MetricRecord } from '../src/run/metrics.ts';
+import { renderComparison, renderPlots } from '../src/run/plots.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tinyseek-plots-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import { type RlConfigInput, parseRlConfig } from '../src/rl/config.ts';
-import { runR1Zero } from '../src/rl/experiment.ts';
+import { runR1Zero } from '../src/jobs/r1-zero.ts';
 import { trainRl } from '../src/rl/trainer.ts';
 import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
-import { readMetrics } from '../src/train/metrics.ts';
-import { runPipeline } from '../src/train/pipeline.ts';
+import { readMetrics } from '../src/run/metrics.ts';
+import { runPipeline } from '../src/jobs/pipeline.ts';
 import { pretrain } from '../src/train/pretrain.ts';
 
 let runs: string;

@@ -14,13 +14,13 @@ import { loadPreset } from '../src/model/config.ts';
 import { DeepSeekV3, type LossOutput } from '../src/model/transformer.ts';
 import { AdamW, constant, weightDecayGroups } from '../src/nn/index.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../src/train/checkpointing.ts';
+import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../src/run/checkpointing.ts';
 import { PretrainConfig, SftConfig, resolveConfig } from '../src/train/config.ts';
 import { type LoopSink, type MetricRecord, TrainingDivergedError, runTrainingLoop } from '../src/train/loop.ts';
-import { readMetrics } from '../src/train/metrics.ts';
+import { readMetrics } from '../src/run/metrics.ts';
 import { pretrain } from '../src/train/pretrain.ts';
 import { sft } from '../src/train/sft.ts';
-import { runAblation } from '../src/train/ablations.ts';
+import { runAblation } from '../src/jobs/ablations.ts';
 
 let runs: string;
 const quiet = (): void => undefined;

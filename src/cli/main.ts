@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ZodError } from 'zod';
 import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
 import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
-import { runPipeline } from '../train/pipeline.ts';
+import { runPipeline } from '../jobs/pipeline.ts';
 import { runtimeInfo } from '../core/index.ts';
 import { PRESETS, loadPreset, readConfigFile } from '../model/config.ts';
 import { countParameters, kvCacheFigures } from '../model/params.ts';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { TASK_NAMES, type TaskName } from '../data/index.ts';
 import { LOSS_VARIANTS, resolveRlConfig } from '../rl/config.ts';
-import { R1_ZERO_TASKS, runR1Zero } from '../rl/experiment.ts';
+import { R1_ZERO_TASKS, runR1Zero } from '../jobs/r1-zero.ts';
 import { trainRl } from '../rl/trainer.ts';
 import { guarded, positiveInt, positiveNumber } from './train.ts';
 

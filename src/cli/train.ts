@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { PretrainConfig, SftConfig, TrainConfigError, resolveConfig } from '../train/config.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
-import { ABLATIONS, type AblationName, runAblation } from '../train/ablations.ts';
+import { ABLATIONS, type AblationName, runAblation } from '../jobs/ablations.ts';
 import { pretrain } from '../train/pretrain.ts';
 import { sft } from '../train/sft.ts';
 

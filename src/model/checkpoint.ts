@@ -573,6 +573,11 @@ export function loadWeightsInto(model: DeepSeekV3, dir: string, o: { strict?: bo
             } else {
               value = f.read(src.name);
             }
+            const finite = value.isfinite();
+            if (finite.all().item() !== 1) {
+              const bad = value.numel() - finite.sum().item();
+              throw new CheckpointError(dir, { problems: [`${src.name} holds ${bad} non-finite values (NaN or infinity) of ${value.numel()}: the checkpoint is damaged or was saved from a diverged run; load an earlier checkpoint`] });
+            }
             src.target.copy_(value); // converts dtype and device
           }),
         );

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { TASK_NAMES } from '../data/index.ts';
-import { TrainConfigError, merge, readJsonObject } from '../train/config.ts';
+import { RunName, TrainConfigError, merge, readJsonObject } from '../run/config-file.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,7 +25,7 @@ const weight = z.number();
 
 export const RlConfig = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').describe('run name: the run lives in <runsDir>/<name>'),
+    name: RunName,
     runsDir: z.string().min(1).default('runs'),
     seed: nonNegInt.describe('seeds the prompt order and the sampler'),
     base: z.string().min(1).describe('the checkpoint to start from (a directory with config.json, weights and tokenizer.json)'),

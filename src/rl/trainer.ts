@@ -15,8 +15,9 @@
  * A run lives in <runsDir>/<name>/ like a pretraining run (config.json, metrics.jsonl,
  * samples.jsonl, checkpoints/, final/, plots/). Checkpoints hold the policy, the optimizer, the
  * prompt order's position and the step (the sampler's seed is derived from the step), so a resumed
- * run continues where it stopped; Ctrl-C finishes the step, checkpoints and returns; a non-finite
- * loss or gradient stops the run before the weights change.
+ * run continues where it stopped. The step loop is the run layer's driver (run/driver.ts): Ctrl-C
+ * finishes the step, checkpoints and returns; a non-finite loss or gradient stops the run before the
+ * weights change, and so does a policy whose output has become uniform (entropy near ln V).
  *
  * It wires parts together; the parts know nothing of each other.
  */
@@ -27,13 +28,15 @@ import { type IteratorState, PromptLoader, type Problem, generateProblems } from
 import { evaluate } from '../eval/index.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
-import { AdamW, applyLr, clipGradNorm, weightDecayGroups } from '../nn/index.ts';
+import { AdamW, applyLr, weightDecayGroups } from '../nn/index.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { TrainingDivergedError } from '../train/loop.ts';
-import type { MetricRecord } from '../train/metrics.ts';
-import type { ChartSpec } from '../train/plots.ts';
-import { checkpointWriter, openRunDir, resumePoint, saveFinalModel } from '../train/run-dir.ts';
-import { type RunSink, openRunSink } from '../train/run-sink.ts';
+import { pointLatestAt } from '../run/checkpointing.ts';
+import { policyRunaway } from '../run/divergence.ts';
+import { type StepOutput, loadFigures, optimizerStep, parametersFinite, runSteps } from '../run/driver.ts';
+import type { MetricRecord } from '../run/metrics.ts';
+import type { ChartSpec } from '../run/plots.ts';
+import { checkpointWriter, openRunDir, resumePoint, saveFinalModel } from '../run/run-dir.ts';
+import { type RunSink, openRunSink } from '../run/run-sink.ts';
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from './logprobs.ts';
@@ -91,10 +94,29 @@ interface UpdateNumbers {
   gradNorms: number[];
   stats: PolicyLossStats;
   updates: number;
+  /** Learning rate of the first optimizer step. */
+  lr: number;
+}
+
+interface UpdateInput {
+  model: DeepSeekV3;
+  /** The frozen base model (null: no KL term and no KL tracking). */
+  ref: DeepSeekV3 | null;
+  optimizer: AdamW;
+  rollout: Rollout;
+  /** One advantage per completion of the rollout. */
+  advantages: Float64Array;
+  settings: RlSettings;
+  pad: number;
+  /** Learning rate of an optimizer step, by its index over the run (warmup counts optimizer steps). */
+  lrAt(optimizerStep: number): number;
+  /** Optimizer steps done before this update. */
+  optimizerStepsDone: number;
 }
 
 /** μ optimizer steps over the rollout's rows. */
-function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: Rollout, advantages: Float64Array, c: RlSettings, pad: number, stepNo: number, lastCheckpoint: string | null): UpdateNumbers {
+function update(u: UpdateInput): UpdateNumbers {
+  const { model, ref, optimizer, rollout: r, advantages, settings: c, pad } = u;
   const rows = r.completions.length;
   const keep = r.truncated.map((t) => !(c.maskTruncated && t));
   const rowPrompts = r.problems.map((_, i) => r.prompts[Math.floor(i / r.groupSize)]);
@@ -107,10 +129,10 @@ function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: 
   const norm: LossNorm = { variant: c.loss, sequences: rows, tokens: activeTokens, microBatches: chunks.length, maxCompletionLength: c.maxNewTokens };
   const oldLogp: (Tensor | null)[] = chunks.map(() => null);
   const refLogp: (Tensor | null)[] = chunks.map(() => null);
-  const params = model.parameters();
-  const out: UpdateNumbers = { loss: 0, load: new Map(), gradNorms: [], stats: { tokens: 0, clippedLow: 0, clippedHigh: 0, klSum: ref ? 0 : null, ratioSum: 0 }, updates: 0 };
+  const out: UpdateNumbers = { loss: 0, load: new Map(), gradNorms: [], stats: { tokens: 0, clippedLow: 0, clippedHigh: 0, klSum: ref ? 0 : null, ratioSum: 0 }, updates: 0, lr: u.lrAt(u.optimizerStepsDone) };
   try {
     for (let it = 0; it < c.mu; it++) {
+      applyLr(optimizer, u.lrAt(u.optimizerStepsDone + it));
       let loss = 0;
       chunks.forEach((rowsOf, k) => {
         const s = tidy(() => {
@@ -160,17 +182,10 @@ function update(model: DeepSeekV3, ref: DeepSeekV3 | null, optimizer: AdamW, r: 
           out.stats.clippedHigh += s.stats.clippedHigh;
         }
       });
-      const gradNorm = clipGradNorm(params, c.optim.clipNorm);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        optimizer.zeroGrad();
-        throw new TrainingDivergedError(stepNo, !Number.isFinite(loss) ? `the GRPO loss is ${loss}` : `the gradient norm is ${gradNorm}`, optimizer.groups[0].lr, lastCheckpoint);
-      }
-      optimizer.step();
-      optimizer.zeroGrad();
-      out.load = model.expertLoad();
-      model.updateBias(c.biasUpdateSpeed);
+      const step = optimizerStep(model, optimizer, { loss, clipNorm: c.optim.clipNorm, gamma: c.biasUpdateSpeed, what: 'GRPO loss' });
+      out.load = step.load;
       out.loss = loss;
-      out.gradNorms.push(gradNorm);
+      out.gradNorms.push(step.gradNorm);
       out.updates++;
     }
   } finally {
@@ -194,190 +209,162 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   ref?.eval();
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const resumed = resumePoint(latest, model, optimizer, log);
-  let step = resumed.step;
-  let elapsed = resumed.elapsed;
-  let generated = resumed.tokensSeen;
   const problems = trainProblems(c);
   const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: resumed.data as IteratorState | undefined });
   const pad = tok.special.pad >= 0 ? tok.special.pad : 0;
-  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? step : null, logEvery: c.logEvery, log, plots: { defaults: false, series: RL_CHARTS } });
+  const vocab = model.config.vocab_size;
+  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? resumed.step : null, logEvery: c.logEvery, log, plots: { defaults: false, series: RL_CHARTS } });
   log(
     `rl ${c.name}: ${c.task} from ${c.base}, ${c.steps} steps of ${c.promptsPerStep} prompts × ${c.groupSize} completions (≤ ${c.maxNewTokens} tokens, T ${c.temperature}), ` +
       `loss ${c.loss}, ε ${c.epsLow}/${c.epsHigh}, β ${c.beta}, μ ${c.mu}, lr ${c.optim.lr}` +
       `${c.dynamicSampling ? ', dynamic sampling' : ''}${c.maskTruncated ? ', truncated masked' : ''}`,
   );
+  /** Linear warmup over optimizer steps (μ per RL step), then constant. */
+  const lrAt = (optimizerStepIndex: number): number => (c.optim.warmupSteps > 0 ? c.optim.lr * Math.min(1, (optimizerStepIndex + 1) / c.optim.warmupSteps) : c.optim.lr);
 
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) {
-      log('second interrupt: exiting now; the last complete checkpoint stays valid');
-      process.exit(130);
+  const runStep = async (stepNo: number): Promise<StepOutput> => {
+    const t0 = performance.now();
+    // rollout (dynamic sampling may draw more rounds); advantages once per round, kept groups' selected
+    const drawn: Rollout[] = [];
+    const kept: Rollout[] = [];
+    const keptAdvantages: number[] = [];
+    let keptGroups = 0;
+    let zeroGroups = 0;
+    let groups = 0;
+    for (let round = 0; round < (c.dynamicSampling ? c.maxRolloutRounds : 1); round++) {
+      const batch = loader.next();
+      const r = rollout(model, tok, batch.problems, {
+        groupSize: c.groupSize,
+        maxNewTokens: c.maxNewTokens,
+        temperature: c.temperature,
+        topP: c.topP,
+        topK: c.topK,
+        stopAtAnswer: c.stopAtAnswer,
+        seed: rolloutSeed(c.seed, stepNo - 1, round),
+        weights,
+        lengthCache: c.lengthCache,
+      });
+      drawn.push(r);
+      const adv = groupAdvantages(
+        r.rewards.map((x) => x.total),
+        c.groupSize,
+        { scale: c.scaleRewards, eps: c.advantageEps },
+      );
+      groups += adv.zeroSpread.length;
+      zeroGroups += adv.zeroSpread.filter(Boolean).length;
+      const useful = c.dynamicSampling ? adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups) : adv.zeroSpread.map((_, g) => g);
+      if (useful.length) kept.push(c.dynamicSampling ? selectGroups(r, useful) : r);
+      for (const g of useful) keptAdvantages.push(...adv.advantages.subarray(g * c.groupSize, (g + 1) * c.groupSize));
+      keptGroups += useful.length;
+      if (keptGroups >= c.promptsPerStep) break;
     }
-    interrupted = true;
-    log('interrupt: finishing this step, then writing a checkpoint (press Ctrl-C again to exit at once)');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const startStep = step;
-  let lastCheckpoint = latest?.dir ?? null;
-  const writeCheckpoint = checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'rl', config: c, data: () => loader.state(), flush: () => sink.flush() });
-  const save = async (): Promise<string> => {
-    lastCheckpoint = await writeCheckpoint(step, { tokensSeen: generated, elapsed });
-    return lastCheckpoint;
-  };
-  let stoppedBy: RlResult['stoppedBy'] = 'done';
-  try {
-    while (step < c.steps) {
-      const t0 = performance.now();
-      const lr = c.optim.warmupSteps > 0 ? c.optim.lr * Math.min(1, (step * c.mu + 1) / c.optim.warmupSteps) : c.optim.lr;
-      applyLr(optimizer, lr);
-      // rollout (dynamic sampling may draw more rounds)
-      const drawn: Rollout[] = [];
-      const kept: Rollout[] = [];
-      let keptGroups = 0;
-      let zeroGroups = 0;
-      let groups = 0;
-      for (let round = 0; round < (c.dynamicSampling ? c.maxRolloutRounds : 1); round++) {
-        const batch = loader.next();
-        const r = rollout(model, tok, batch.problems, {
-          groupSize: c.groupSize,
-          maxNewTokens: c.maxNewTokens,
-          temperature: c.temperature,
-          topP: c.topP,
-          topK: c.topK,
-          stopAtAnswer: c.stopAtAnswer,
-          seed: rolloutSeed(c.seed, step, round),
-          weights,
-          lengthCache: c.lengthCache,
-        });
-        drawn.push(r);
-        const adv = groupAdvantages(
-          r.rewards.map((x) => x.total),
-          c.groupSize,
-          { scale: c.scaleRewards, eps: c.advantageEps },
-        );
-        groups += adv.zeroSpread.length;
-        zeroGroups += adv.zeroSpread.filter(Boolean).length;
-        if (!c.dynamicSampling) {
-          kept.push(r);
-          keptGroups += adv.zeroSpread.length;
-          break;
-        }
-        const useful = adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups);
-        if (useful.length) kept.push(selectGroups(r, useful));
-        keptGroups += useful.length;
-        if (keptGroups >= c.promptsPerStep) break;
-      }
-      const all = concatRollouts(drawn);
-      const rolloutSeconds = (performance.now() - t0) / 1000;
-      // update
-      const t1 = performance.now();
-      let upd: UpdateNumbers | null = null;
-      if (kept.length) {
-        const used = concatRollouts(kept);
-        const adv = groupAdvantages(
-          used.rewards.map((x) => x.total),
-          c.groupSize,
-          { scale: c.scaleRewards, eps: c.advantageEps },
-        );
-        upd = update(model, ref, optimizer, used, adv.advantages, c, pad, step + 1, lastCheckpoint);
-      }
-      const load = upd?.load ?? new Map();
-      const updateSeconds = (performance.now() - t1) / 1000;
-      step += 1;
-      const seconds = (performance.now() - t0) / 1000;
-      elapsed += seconds;
-      generated += all.stats.generatedTokens;
+    const all = concatRollouts(drawn);
+    const rolloutSeconds = (performance.now() - t0) / 1000;
+    const entropy = mean(all.entropy);
+    const runaway = policyRunaway(entropy, vocab);
+    if (runaway) return { record: {}, progress: {}, tokens: 0, runaway, lr: lrAt((stepNo - 1) * c.mu) };
+    // update
+    const t1 = performance.now();
+    const upd = kept.length
+      ? update({ model, ref, optimizer, rollout: concatRollouts(kept), advantages: Float64Array.from(keptAdvantages), settings: c, pad, lrAt, optimizerStepsDone: (stepNo - 1) * c.mu })
+      : null;
+    const updateSeconds = (performance.now() - t1) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
 
-      const totals = all.rewards.map((x) => x.total);
-      const lens = all.completions.map((x) => x.length);
-      const byFnMean: Record<string, number> = {};
-      const byFnStd: Record<string, number> = {};
-      for (const name of REWARD_NAMES) {
-        if (weights[name] === 0 && name !== 'accuracy' && name !== 'format') continue;
-        const vals = all.rewards.map((x) => x.values[name]);
-        byFnMean[name] = mean(vals);
-        byFnStd[name] = std(vals);
-      }
-      const groupStds: number[] = [];
-      for (let g = 0; g < totals.length / c.groupSize; g++) groupStds.push(std(totals.slice(g * c.groupSize, (g + 1) * c.groupSize)));
-      const loadRatio: Record<string, number> = {};
-      for (const [layer, l] of load) loadRatio[String(layer)] = +l.maxOverMean.toFixed(4);
-      const tokens = upd?.stats.tokens ?? 0;
-      const record: MetricRecord = {
-        kind: 'rl',
-        step,
-        reward: mean(totals),
-        reward_std: mean(groupStds),
-        reward_by_fn: byFnMean,
-        reward_std_by_fn: byFnStd,
-        accuracy: mean(all.rewards.map((x) => (x.correct ? 1 : 0))),
-        completion_len_mean: mean(lens),
-        completion_len_max: Math.max(...lens),
-        truncated_share: mean(all.truncated.map((t) => (t ? 1 : 0))),
-        self_check_share: mean(all.selfCheck.map((s) => (s.any ? 1 : 0))),
-        revise_share: mean(all.selfCheck.map((s) => (s.revises ? 1 : 0))),
-        kl: upd && upd.stats.klSum !== null && tokens > 0 ? upd.stats.klSum / tokens : null,
-        clip_low: upd && tokens > 0 ? upd.stats.clippedLow / tokens : null,
-        clip_high: upd && tokens > 0 ? upd.stats.clippedHigh / tokens : null,
-        clip_ratio: upd && tokens > 0 ? (upd.stats.clippedLow + upd.stats.clippedHigh) / tokens : null,
-        entropy: mean(all.entropy),
-        zero_spread_share: groups ? zeroGroups / groups : 0,
-        groups_used: keptGroups,
-        rollout_rounds: drawn.length,
-        loss: upd?.loss ?? null,
-        grad_norm: upd ? mean(upd.gradNorms) : null,
-        lr,
-        rollout_s: rolloutSeconds,
-        update_s: updateSeconds,
-        step_s: seconds,
-        gen_tokens: all.stats.generatedTokens,
-        gen_tokens_per_s: all.stats.tokensPerSecond,
-        elapsed_s: elapsed,
-        expert_load_max_over_mean: Object.keys(loadRatio).length ? Math.max(...Object.values(loadRatio)) : null,
-        expert_load: loadRatio,
-      };
-      sink.record(record);
-      for (let i = 0; i < Math.min(c.sampleCount, all.texts.length); i++) {
-        const row = (i * c.groupSize + (step % c.groupSize)) % all.texts.length; // different groups, a rotating member
-        const rw = all.rewards[row];
-        sink.sample({ step, row, problem: JSON.stringify(all.problems[row]), completion: all.texts[row], reward: rw.total, rewards: rw.values, correct: rw.correct, self_check: all.selfCheck[row].any, tokens: all.completions[row].length });
-      }
-      sink.progress(step, {
+    const totals = all.rewards.map((x) => x.total);
+    const lens = all.completions.map((x) => x.length);
+    const byFnMean: Record<string, number> = {};
+    const byFnStd: Record<string, number> = {};
+    for (const name of REWARD_NAMES) {
+      if (weights[name] === 0 && name !== 'accuracy' && name !== 'format') continue;
+      const vals = all.rewards.map((x) => x.values[name]);
+      byFnMean[name] = mean(vals);
+      byFnStd[name] = std(vals);
+    }
+    const groupStds: number[] = [];
+    for (let g = 0; g < totals.length / c.groupSize; g++) groupStds.push(std(totals.slice(g * c.groupSize, (g + 1) * c.groupSize)));
+    const tokens = upd?.stats.tokens ?? 0;
+    const lr = upd?.lr ?? lrAt((stepNo - 1) * c.mu);
+    const record: MetricRecord = {
+      kind: 'rl',
+      reward: mean(totals),
+      reward_std: mean(groupStds),
+      reward_by_fn: byFnMean,
+      reward_std_by_fn: byFnStd,
+      accuracy: mean(all.rewards.map((x) => (x.correct ? 1 : 0))),
+      completion_len_mean: mean(lens),
+      completion_len_max: Math.max(...lens),
+      truncated_share: mean(all.truncated.map((t) => (t ? 1 : 0))),
+      self_check_share: mean(all.selfCheck.map((s) => (s.any ? 1 : 0))),
+      revise_share: mean(all.selfCheck.map((s) => (s.revises ? 1 : 0))),
+      kl: upd && upd.stats.klSum !== null && tokens > 0 ? upd.stats.klSum / tokens : null,
+      clip_low: upd && tokens > 0 ? upd.stats.clippedLow / tokens : null,
+      clip_high: upd && tokens > 0 ? upd.stats.clippedHigh / tokens : null,
+      clip_ratio: upd && tokens > 0 ? (upd.stats.clippedLow + upd.stats.clippedHigh) / tokens : null,
+      entropy,
+      zero_spread_share: groups ? zeroGroups / groups : 0,
+      groups_used: keptGroups,
+      rollout_rounds: drawn.length,
+      loss: upd?.loss ?? null,
+      grad_norm: upd ? mean(upd.gradNorms) : null,
+      lr,
+      rollout_s: rolloutSeconds,
+      update_s: updateSeconds,
+      step_s: seconds,
+      gen_tokens: all.stats.generatedTokens,
+      gen_tokens_per_s: all.stats.tokensPerSecond,
+      ...loadFigures(upd?.load ?? new Map()),
+    };
+    for (let i = 0; i < Math.min(c.sampleCount, all.texts.length); i++) {
+      const row = (i * c.groupSize + (stepNo % c.groupSize)) % all.texts.length; // different groups, a rotating member
+      const rw = all.rewards[row];
+      sink.sample({ step: stepNo, row, problem: JSON.stringify(all.problems[row]), completion: all.texts[row], reward: rw.total, rewards: rw.values, correct: rw.correct, self_check: all.selfCheck[row].any, tokens: all.completions[row].length });
+    }
+    if (!upd) sink.log(`step ${stepNo}: every group had equal rewards after ${drawn.length} rounds; no update`);
+    if (typeof record.kl === 'number' && record.kl > c.klAlarm) {
+      sink.log(`step ${stepNo}: KL ALARM — ${record.kl.toFixed(4)} nats per token to the base model, above the bound ${c.klAlarm} (klAlarm); lower optim.lr or raise beta`);
+    }
+    return {
+      record,
+      progress: {
         reward: (record.reward as number).toFixed(3),
         acc: `${((record.accuracy as number) * 100).toFixed(1)}%`,
         len: (record.completion_len_mean as number).toFixed(0),
         check: `${((record.self_check_share as number) * 100).toFixed(0)}%`,
         tokensPerSecond: all.stats.tokensPerSecond,
-      });
-      if (!upd) sink.log(`step ${step}: every group had equal rewards after ${drawn.length} rounds; no update`);
-      if (typeof record.kl === 'number' && record.kl > c.klAlarm) {
-        sink.log(`step ${step}: KL ALARM — ${record.kl.toFixed(4)} nats per token to the base model, above the bound ${c.klAlarm} (klAlarm); lower optim.lr or raise beta`);
-      }
-      if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
+      },
+      tokens: all.stats.generatedTokens,
+      lr,
+    };
+  };
+
+  let result: Awaited<ReturnType<typeof runSteps>>;
+  try {
+    result = await runSteps({
+      startStep: resumed.step,
+      steps: c.steps,
+      runStep,
+      evalEvery: c.evalEvery,
+      evaluate: async (step) => {
         const r = await evaluate(model, tok, { task: c.task, taskConfig: c.taskConfig, n: c.evalProblems, temperature: 0, maxNewTokens: c.maxNewTokens, seed: c.seed, examples: 0 });
         model.train(true);
-        sink.record({ kind: 'eval', step, heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens });
         sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
-      }
-      const pause = o.stopAfter !== undefined && step - startStep >= o.stopAfter && step < c.steps;
-      if (step % c.checkpointEvery === 0 || step === c.steps || interrupted || pause) await save();
-      if (interrupted) {
-        stoppedBy = 'interrupt';
-        break;
-      }
-      if (pause) {
-        stoppedBy = 'paused';
-        break;
-      }
-      await new Promise((res) => setImmediate(res)); // signals, finalizers
-    }
+        return { heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens };
+      },
+      checkpointEvery: c.checkpointEvery,
+      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'rl', config: c, data: () => loader.state(), flush: () => sink.flush() }),
+      repoint: (dir) => pointLatestAt(runDir, dir),
+      weightsFinite: () => parametersFinite(model),
+      sink,
+      tokensSeen: resumed.tokensSeen,
+      elapsed: resumed.elapsed,
+      resumedFrom: latest,
+      stopAfter: o.stopAfter,
+    });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     sink.close();
   }
-  const finalDir = stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
   await sink.plot();
-  return { runDir, finalDir, stoppedBy, step, elapsed, lastCheckpoint };
+  return { runDir, finalDir, stoppedBy: result.stoppedBy, step: result.step, elapsed: result.elapsed, lastCheckpoint: result.lastCheckpoint };
 }

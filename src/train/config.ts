@@ -6,11 +6,13 @@
  *
  * This module knows hyper-parameters, not tensors.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CorpusConfig } from '../data/index.ts';
+import { RunName, TrainConfigError, merge, readJsonObject } from '../run/config-file.ts';
+
+export { TrainConfigError, merge, readJsonObject } from '../run/config-file.ts';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -34,7 +36,7 @@ export const BalanceMode = z.enum(['aux_free', 'aux_loss', 'none']).describe(
 );
 
 const common = {
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').describe('run name: the run lives in <runsDir>/<name>'),
+  name: RunName,
   runsDir: z.string().min(1).default('runs'),
   seed: nonNegInt.describe('seeds model init and data order'),
   steps: posInt.describe('optimizer steps'),
@@ -92,38 +94,7 @@ export const SftConfig = z
 
 export type SftConfig = z.output<typeof SftConfig>;
 
-export class TrainConfigError extends Error {
-  constructor(source: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]) {
-    super(`invalid training config (${source}):\n${issues.map((i) => `  ${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('\n')}`);
-    this.name = 'TrainConfigError';
-  }
-}
-
 const presetDir = join(dirname(fileURLToPath(import.meta.url)), 'presets');
-
-export function readJsonObject(file: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: expected a JSON object`);
-  return raw as Record<string, unknown>;
-}
-
-/** Deep-merges plain objects (arrays and scalars replace). */
-export function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
-        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
-}
 
 export function presetPath(name: string): string {
   return join(presetDir, `${name}.json`);

@@ -1,24 +1,20 @@
 /**
- * The optimisation loop shared by pretraining and SFT. One step:
+ * The language-model step of pretraining and SFT, on the run layer's driver (run/driver.ts). One step:
  *   lr from the schedule → gradAccum micro-batches of forward + loss/gradAccum + backward →
- *   clip the global gradient norm → stop if the loss or the norm is not finite → AdamW step →
- *   the aux-loss-free bias update (γ) → one metrics line → evaluation / checkpoint when due.
- * Each micro-batch runs inside tidy(), so memory stays flat over any number of steps.
+ *   the shared optimizer step (clip, refuse a non-finite loss or norm, AdamW, the aux-loss-free bias
+ *   update) → one metrics line. A language-model loss above 2·ln V stops the run as diverged even
+ *   though it is finite. Each micro-batch runs inside tidy(), so memory stays flat over any number
+ *   of steps.
  *
- * Ctrl-C (SIGINT, also SIGTERM) finishes the current step, writes a checkpoint and returns; a second
- * Ctrl-C exits at once (the last complete checkpoint stays valid). A loss or gradient norm that is
- * NaN or infinite stops the run before the optimizer touches the weights, with a message naming the
- * step and the last good checkpoint.
- *
- * This loop knows steps, losses and the hooks it is given; the caller owns data, evaluation and
- * where checkpoints go.
+ * This module knows losses and micro-batches; the driver owns the step loop, signals, evaluation
+ * and checkpoint cadence, the caller owns data, evaluation and where checkpoints go.
  */
 import { type Tensor, tidy } from '../core/index.ts';
-import type { LossOutput } from '../model/transformer.ts';
-import type { DeepSeekV3 } from '../model/transformer.ts';
-import { type AdamW, type Schedule, applyLr, clipGradNorm } from '../nn/index.ts';
-import type { MetricRecord } from './metrics.ts';
-import type { ProgressFields } from './progress.ts';
+import type { DeepSeekV3, LossOutput } from '../model/transformer.ts';
+import { type AdamW, type Schedule, applyLr } from '../nn/index.ts';
+import { lmRunaway } from '../run/divergence.ts';
+import { type DriverResult, type LoopSink, type StepOutput, loadFigures, optimizerStep, parametersFinite, runSteps } from '../run/driver.ts';
+import type { MetricRecord } from '../run/metrics.ts';
 
 export interface Batch {
   /** (B, T) int64 input ids */
@@ -29,15 +25,9 @@ export interface Batch {
   tokens: number;
 }
 
-export type { MetricRecord, MetricValue } from './metrics.ts';
-
-export interface LoopSink {
-  /** One line per step (and per evaluation). */
-  record(r: MetricRecord): void;
-  /** Progress display: called after each step. */
-  progress(step: number, fields: ProgressFields): void;
-  log(line: string): void;
-}
+export type { MetricRecord, MetricValue } from '../run/metrics.ts';
+export type { LoopSink } from '../run/driver.ts';
+export { TrainingDivergedError } from '../run/divergence.ts';
 
 export interface LoopOptions {
   model: DeepSeekV3;
@@ -60,39 +50,21 @@ export interface LoopOptions {
   checkpointEvery: number;
   /** Writes a checkpoint after `step` steps; returns where. */
   save(step: number, extra: { tokensSeen: number; elapsed: number }): Promise<string>;
+  /** Points latest.json back at a checkpoint after a runaway (the run directory's). */
+  repoint?(dir: string): void;
   sink: LoopSink;
   /** Tokens and seconds already accounted for by a resumed run. */
   tokensSeen?: number;
   elapsed?: number;
-  /** The last complete checkpoint before this loop started (for the divergence message). */
-  lastCheckpoint?: string | null;
+  /** The checkpoint this loop resumed from. */
+  resumedFrom?: { dir: string; step: number } | null;
   /** Pause after this many steps of this invocation: checkpoint and return, resumable later. */
   stopAfter?: number;
 }
 
-export class TrainingDivergedError extends Error {
-  readonly step: number;
-  constructor(step: number, what: string, lr: number, lastCheckpoint: string | null) {
-    super(
-      `training diverged at step ${step}: ${what} (lr ${lr.toExponential(3)}). ` +
-        (lastCheckpoint
-          ? `The last good checkpoint is ${lastCheckpoint}; continue from it with --resume and a lower learning rate or clip norm.`
-          : 'No checkpoint was written yet; restart with a lower learning rate or clip norm.'),
-    );
-    this.name = 'TrainingDivergedError';
-    this.step = step;
-  }
-}
+export type LoopResult = DriverResult;
 
-export interface LoopResult {
-  stoppedBy: 'done' | 'interrupt' | 'paused';
-  step: number;
-  tokensSeen: number;
-  elapsed: number;
-  lastCheckpoint: string | null;
-}
-
-interface StepNumbers {
+interface MicroNumbers {
   loss: number;
   lmLoss: number;
   mtpLoss: number | null;
@@ -100,7 +72,7 @@ interface StepNumbers {
   tokens: number;
 }
 
-function microStep(o: LoopOptions): StepNumbers {
+function microStep(o: LoopOptions): MicroNumbers {
   return tidy(() => {
     const batch = o.nextBatch();
     const out = o.loss ? o.loss(o.model, batch) : o.model.loss(batch.inputs, batch.targets, { mtpWeight: o.mtpWeight });
@@ -112,82 +84,47 @@ function microStep(o: LoopOptions): StepNumbers {
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) {
-      o.sink.log('second interrupt: exiting now; the last complete checkpoint stays valid');
-      process.exit(130);
-    }
-    interrupted = true;
-    o.sink.log('interrupt: finishing this step, then writing a checkpoint (press Ctrl-C again to exit at once)');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let tokensSeen = o.tokensSeen ?? 0;
-  let elapsed = o.elapsed ?? 0;
-  let lastCheckpoint = o.lastCheckpoint ?? null;
-  let step = o.startStep;
-  const params = o.model.parameters();
-  try {
-    while (step < o.steps) {
+export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
+  const vocab = o.model.config.vocab_size;
+  return runSteps({
+    startStep: o.startStep,
+    steps: o.steps,
+    evalEvery: o.evalEvery,
+    evaluate: o.evaluate,
+    checkpointEvery: o.checkpointEvery,
+    save: o.save,
+    repoint: o.repoint,
+    weightsFinite: () => parametersFinite(o.model),
+    sink: o.sink,
+    tokensSeen: o.tokensSeen,
+    elapsed: o.elapsed,
+    resumedFrom: o.resumedFrom,
+    stopAfter: o.stopAfter,
+    async runStep(step): Promise<StepOutput> {
       const t0 = performance.now();
-      const lr = o.schedule(step);
+      const lr = o.schedule(step - 1);
       applyLr(o.optimizer, lr);
-      const micro: StepNumbers[] = [];
+      const micro: MicroNumbers[] = [];
       for (let m = 0; m < o.gradAccum; m++) micro.push(microStep(o));
       const loss = mean(micro.map((x) => x.loss));
-      const gradNorm = clipGradNorm(params, o.clipNorm);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      const lmLoss = mean(micro.map((x) => x.lmLoss));
+      const runaway = Number.isFinite(lmLoss) ? lmRunaway(lmLoss, vocab) : null;
+      if (runaway) {
         o.optimizer.zeroGrad();
-        throw new TrainingDivergedError(step + 1, !Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`, lr, lastCheckpoint);
+        return { record: {}, progress: {}, tokens: 0, runaway, lr };
       }
-      o.optimizer.step();
-      o.optimizer.zeroGrad();
-      const load = o.model.expertLoad(); // since the last bias update: this step's tokens
-      o.model.updateBias(o.biasGamma(step));
-      step += 1;
-      const seconds = (performance.now() - t0) / 1000;
-      elapsed += seconds;
+      const { gradNorm, load } = optimizerStep(o.model, o.optimizer, { loss, clipNorm: o.clipNorm, gamma: o.biasGamma(step - 1) });
       const tokens = micro.reduce((a, x) => a + x.tokens, 0);
-      tokensSeen += tokens;
-      const loadRatio: Record<string, number> = {};
-      for (const [layer, l] of load) loadRatio[String(layer)] = +l.maxOverMean.toFixed(4);
+      const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
       const mtp = micro[0].mtpLoss === null ? null : mean(micro.map((x) => x.mtpLoss ?? 0));
       const aux = micro[0].auxLoss === null ? null : mean(micro.map((x) => x.auxLoss ?? 0));
-      const tokensPerSecond = tokens / seconds;
-      o.sink.record({
-        kind: 'train',
-        step,
-        loss,
-        lm_loss: mean(micro.map((x) => x.lmLoss)),
-        mtp_loss: mtp,
-        aux_loss: aux,
-        lr,
-        grad_norm: gradNorm,
+      const { expert_load_max_over_mean, expert_load } = loadFigures(load);
+      return {
+        record: { kind: 'train', loss, lm_loss: lmLoss, mtp_loss: mtp, aux_loss: aux, lr, grad_norm: gradNorm, tokens, tokens_per_s: tokensPerSecond, expert_load_max_over_mean, expert_load },
+        progress: { loss, tokensPerSecond },
         tokens,
-        tokens_per_s: tokensPerSecond,
-        tokens_seen: tokensSeen,
-        elapsed_s: elapsed,
-        expert_load_max_over_mean: Object.keys(loadRatio).length ? Math.max(...Object.values(loadRatio)) : null,
-        expert_load: loadRatio,
-      });
-      o.sink.progress(step, { loss, tokensPerSecond });
-      if (step % o.evalEvery === 0 || step === o.steps) {
-        const r = await o.evaluate(step);
-        o.sink.record({ kind: 'eval', step, ...r });
-      }
-      const pause = o.stopAfter !== undefined && step - o.startStep >= o.stopAfter && step < o.steps;
-      if (step % o.checkpointEvery === 0 || step === o.steps || interrupted || pause) {
-        lastCheckpoint = await o.save(step, { tokensSeen, elapsed });
-      }
-      if (interrupted) return { stoppedBy: 'interrupt', step, tokensSeen, elapsed, lastCheckpoint };
-      if (pause) return { stoppedBy: 'paused', step, tokensSeen, elapsed, lastCheckpoint };
-      await new Promise((r) => setImmediate(r)); // signals, finalizers
-    }
-    return { stoppedBy: 'done', step, tokensSeen, elapsed, lastCheckpoint };
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+        lr,
+      };
+    },
+  });
 }

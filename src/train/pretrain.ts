@@ -20,17 +20,18 @@ import { arithProbe, formatArithProbe } from '../eval/index.ts';
 import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../model/config.ts';
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
-import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, saveFinalModel } from './run-dir.ts';
+import { pointLatestAt } from '../run/checkpointing.ts';
+import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, saveFinalModel } from '../run/run-dir.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
 import { dataSpecOf, preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
-import { type RunSink, openRunSink } from './run-sink.ts';
+import { type RunSink, openRunSink } from '../run/run-sink.ts';
 import { sampleGenerations } from './samples.ts';
 import { byteLengthTensor, validate } from './validation.ts';
 
 export const RUN_CONTROL_KEYS = ['steps', 'evalEvery', 'checkpointEvery', 'keepCheckpoints', 'logEvery', 'sampleCount', 'sampleTokens', 'evalBatches'];
 
-export { runDirOf } from './run-dir.ts';
+export { runDirOf } from '../run/run-dir.ts';
 
 /** Keys (dotted) whose values differ between two pretraining configs, ignoring the run-control keys. */
 export function configDifferences(a: unknown, b: unknown): string[] {
@@ -147,7 +148,8 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
       sink,
       tokensSeen,
       elapsed,
-      lastCheckpoint: latest?.dir ?? null,
+      resumedFrom: latest,
+      repoint: (dir) => pointLatestAt(runDir, dir),
       stopAfter: o.stopAfter,
     });
   } finally {

@@ -7,7 +7,7 @@ import { TASK_NAMES, type TaskName } from '../data/index.ts';
 import { evaluate } from '../eval/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import type { MetricRecord } from './metrics.ts';
+import type { MetricRecord } from '../run/metrics.ts';
 
 export async function sampleGenerations(
   model: DeepSeekV3,

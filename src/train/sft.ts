@@ -21,8 +21,9 @@ import { type ChatMessage, Tokenizer } from '../tokenizer/index.ts';
 import type { SftConfig } from './config.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { RUN_CONTROL_KEYS, biasGammaOf, scheduleOf } from './pretrain.ts';
-import { openRunDir, checkpointWriter, resumePoint, saveFinalModel } from './run-dir.ts';
-import { openRunSink } from './run-sink.ts';
+import { pointLatestAt } from '../run/checkpointing.ts';
+import { openRunDir, checkpointWriter, resumePoint, saveFinalModel } from '../run/run-dir.ts';
+import { openRunSink } from '../run/run-sink.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
@@ -147,7 +148,8 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
       sink,
       tokensSeen,
       elapsed,
-      lastCheckpoint: latest?.dir ?? null,
+      resumedFrom: latest,
+      repoint: (dir) => pointLatestAt(runDir, dir),
       stopAfter: o.stopAfter,
     });
   } finally {

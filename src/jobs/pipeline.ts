@@ -17,12 +17,12 @@ import * as path from 'node:path';
 import { TASK_NAMES, type TaskName, encodeProblemPrompt, generateProblems } from '../data/index.ts';
 import { type EvalReport, arithProbe, defaultKs, evaluate, formatArithProbe, wholeByOp } from '../eval/index.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
-import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from '../rl/experiment.ts';
+import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from './r1-zero.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { latestCheckpoint } from './checkpointing.ts';
-import { PretrainConfig, resolveConfig } from './config.ts';
-import { dataSpecOf, preparePretrainData } from './data-prep.ts';
-import { configDifferences, pretrain, runDirOf } from './pretrain.ts';
+import { latestCheckpoint } from '../run/checkpointing.ts';
+import { PretrainConfig, resolveConfig } from '../train/config.ts';
+import { dataSpecOf, preparePretrainData } from '../train/data-prep.ts';
+import { configDifferences, pretrain, runDirOf } from '../train/pretrain.ts';
 
 export interface PipelineOptions {
   /** Pretraining config: a preset name or file (default pretrain-small). */

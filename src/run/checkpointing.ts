@@ -3,7 +3,7 @@
  *
  *   <run>/checkpoints/step-000200/
  *       model/              the model in the Hugging Face layout (config.json, model.safetensors)
- *                           plus tokenizer.json: loadable on its own by eval, RL and the server
+ *                           plus tokenizer.json: loadable on its own by eval and RL
  *       optimizer.safetensors  AdamW moments, keyed "<param index>.exp_avg" / ".exp_avg_sq"
  *       trainer.json        step, optimizer steps and hyper-parameters, data position, RNG state,
  *                           tokens seen, the effective config
@@ -27,6 +27,7 @@ import { loadWeightsInto, saveCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { AdamW, AdamWState } from '../nn/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import { readJsonObject } from './config-file.ts';
 
 export const TRAINER_FILE = 'trainer.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -121,28 +122,44 @@ function pruneCheckpoints(root: string, keep: number, current: string): void {
   for (const n of old) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
+const STEP_DIR = /^step-\d{6,}$/;
+
+/** Points latest.json at one of the run's complete step checkpoints (after a runaway, the last good one). */
+export function pointLatestAt(runDir: string, dir: string): void {
+  const root = checkpointsDir(runDir);
+  const name = path.basename(dir);
+  if (!STEP_DIR.test(name) || path.resolve(path.dirname(dir)) !== path.resolve(root)) throw new Error(`${dir} is not a step checkpoint of ${runDir}`);
+  const state = readTrainerState(path.join(root, name));
+  writeFileAtomic(path.join(root, LATEST_FILE), `${JSON.stringify({ step: state.step, dir: name })}\n`);
+}
+
 /** The directory latest.json points at, or null when the run has no checkpoint yet. */
 export function latestCheckpoint(runDir: string): { dir: string; step: number } | null {
   const root = checkpointsDir(runDir);
   const file = path.join(root, LATEST_FILE);
   if (!fs.existsSync(file)) return null;
-  let latest: { step?: unknown; dir?: unknown };
-  try {
-    latest = JSON.parse(fs.readFileSync(file, 'utf8')) as { step?: unknown; dir?: unknown };
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON (${(e as Error).message}); point it at a complete checkpoint directory in ${root}`);
-  }
-  if (typeof latest.dir !== 'string' || typeof latest.step !== 'number') throw new Error(`${file} must hold {"step": n, "dir": "step-…"}`);
+  const latest = readJsonObject(file, `point it at a complete checkpoint directory in ${root}, as {"step": n, "dir": "step-000123"}`);
+  if (typeof latest.dir !== 'string' || typeof latest.step !== 'number') throw new Error(`${file} must hold {"step": n, "dir": "step-…"}, found ${JSON.stringify(latest)}`);
+  // the name of a directory beside latest.json, nothing else: a path with ../ would resume another run
+  if (!STEP_DIR.test(latest.dir)) throw new Error(`${file}: "dir" must name a step checkpoint beside it (step-000123), found ${JSON.stringify(latest.dir)}; point it at one of ${root}'s step directories`);
   const dir = path.join(root, latest.dir);
-  if (!fs.existsSync(path.join(dir, TRAINER_FILE))) throw new Error(`${file} points at ${dir}, which has no ${TRAINER_FILE}`);
+  if (!fs.existsSync(path.join(dir, TRAINER_FILE))) throw new Error(`${file} points at ${dir}, which has no ${TRAINER_FILE}; point it at a complete checkpoint in ${root}`);
   return { dir, step: latest.step };
 }
 
 export function readTrainerState(dir: string): TrainerState {
   const file = path.join(dir, TRAINER_FILE);
-  const s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainerState;
-  if (s.version !== 1 || typeof s.step !== 'number') throw new Error(`${file}: not a tinyseek trainer state (version ${String(s.version)})`);
-  return s;
+  const s = readJsonObject(file, 'the checkpoint is damaged: resume from another one (point latest.json at it)');
+  const wrong: string[] = [];
+  if (s.version !== 1) wrong.push(`"version" must be 1 (found ${JSON.stringify(s.version)})`);
+  for (const k of ['step', 'tokensSeen', 'elapsed'] as const) {
+    if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || (s[k] as number) < 0) wrong.push(`"${k}" must be a non-negative number (found ${JSON.stringify(s[k])})`);
+  }
+  if (typeof s.step === 'number' && !Number.isInteger(s.step)) wrong.push(`"step" must be an integer (found ${s.step})`);
+  const opt = s.optimizer as { steps?: unknown; groups?: unknown } | undefined;
+  if (!opt || typeof opt !== 'object' || !Array.isArray(opt.steps) || !Array.isArray(opt.groups)) wrong.push('"optimizer" must hold "steps" and "groups" arrays');
+  if (wrong.length) throw new Error(`${file} is not a tinyseek trainer state: ${wrong.join('; ')}; resume from another checkpoint (point latest.json at it)`);
+  return s as unknown as TrainerState;
 }
 
 /** Loads weights and optimizer state of a checkpoint into an existing model and optimizer. */

@@ -26,13 +26,13 @@ import { type ArithProbe, type EvalReport, arithProbe, defaultKs, evaluate, form
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { latestCheckpoint } from '../train/checkpointing.ts';
-import { type MetricRecord, readMetrics } from '../train/metrics.ts';
-import { renderComparison } from '../train/plots.ts';
-import { configDifferences, runDirOf } from '../train/run-dir.ts';
-import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from './config.ts';
-import { detectSelfCheck } from './selfcheck.ts';
-import { trainRl } from './trainer.ts';
+import { latestCheckpoint } from '../run/checkpointing.ts';
+import { type MetricRecord, readMetrics } from '../run/metrics.ts';
+import { renderComparison } from '../run/plots.ts';
+import { configDifferences, runDirOf } from '../run/run-dir.ts';
+import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from '../rl/config.ts';
+import { detectSelfCheck } from '../rl/selfcheck.ts';
+import { trainRl } from '../rl/trainer.ts';
 
 export const R1_ZERO_TASKS: readonly TaskName[] = ['countdown', 'multiplication'];
 

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { LoopSink } from './loop.ts';
+import type { LoopSink } from './driver.ts';
 import { type MetricRecord, MetricsLog, readMetrics } from './metrics.ts';
 import { type PlotOptions, renderPlots } from './plots.ts';
 import { type ProgressFields, createProgress } from './progress.ts';

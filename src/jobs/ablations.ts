@@ -21,11 +21,11 @@ import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { countParameters, kvCacheFigures, tensorSpecs } from '../model/params.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
-import { PretrainConfig, merge, resolveConfig } from './config.ts';
-import { dataSpecOf, preparePretrainData } from './data-prep.ts';
-import { type MetricRecord, readMetrics } from './metrics.ts';
-import { renderComparison } from './plots.ts';
-import { configDifferences, pretrain, runDirOf } from './pretrain.ts';
+import { PretrainConfig, merge, resolveConfig } from '../train/config.ts';
+import { dataSpecOf, preparePretrainData } from '../train/data-prep.ts';
+import { type MetricRecord, readMetrics } from '../run/metrics.ts';
+import { renderComparison } from '../run/plots.ts';
+import { configDifferences, pretrain, runDirOf } from '../train/pretrain.ts';
 
 export const ABLATIONS = ['balance', 'mtp', 'attention'] as const;
 export type AblationName = (typeof ABLATIONS)[number];
