@@ -12,6 +12,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import { type RlConfigInput, parseRlConfig } from '../src/rl/config.ts';
 import { runR1Zero } from '../src/jobs/r1-zero.ts';
 import { trainRl } from '../src/rl/trainer.ts';
+import { TrainingDivergedError } from '../src/run/divergence.ts';
 import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
 import { readMetrics } from '../src/run/metrics.ts';
 import { runPipeline } from '../src/jobs/pipeline.ts';
@@ -131,6 +132,13 @@ describe('GRPO on a tiny model', () => {
     await trainRl(c, { log: quiet, stopAfter: 1 });
     await assert.rejects(trainRl(rl({ name: 'guard', steps: 2, groupSize: 4 }), { log: quiet, resume: true }), /groupSize/);
     await assert.rejects(trainRl(c, { log: quiet }), /already holds a run/);
+  });
+
+  test('a learning rate that makes the policy uniform stops the run as diverged, though every number is finite', async () => {
+    await assert.rejects(
+      trainRl(rl({ name: 'runaway', steps: 4, optim: { lr: 1e6 }, checkpointEvery: 1 }), { log: quiet }),
+      (e: unknown) => e instanceof TrainingDivergedError && /near uniform|not finite|is NaN|Infinity/.test(e.message),
+    );
   });
 
   test('a missing base checkpoint is a clear error', async () => {

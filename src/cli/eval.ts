@@ -10,7 +10,7 @@
  * The tokenizer defaults to DIR/tokenizer.json. Options are validated here; the work is done by
  * src/eval. Knows nothing about training.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Device } from '../core/index.ts';
@@ -83,6 +83,7 @@ interface EvalCliOptions {
   examples: number;
   device: string;
   json?: boolean;
+  skipBadRows?: boolean;
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
@@ -134,7 +135,15 @@ export function registerEvalCommands(program: Command): void {
     .addOption(new Option('--examples <n>', 'sample completions to show').argParser(nonNegInt).default(3))
     .option('--device <device>', 'cpu, cuda, cuda:N', 'cpu')
     .option('--json', 'print one JSON object')
-    .action(async (o: EvalCliOptions) => {
+    .option('--skip-bad-rows', 'with --task-file: leave malformed rows out (counted in the report) instead of stopping at the first')
+    .action(async (o: EvalCliOptions, cmd: Command) => {
+      if (!existsSync(o.checkpoint) || !statSync(o.checkpoint).isDirectory()) {
+        throw new Error(`checkpoint directory ${o.checkpoint} does not exist; pass a directory with config.json and weights (a run's final/, checkpoints/small-base)`);
+      }
+      if (o.taskFile && cmd.getOptionValueSource('task') === 'cli' && o.task !== 'countdown') {
+        throw new Error(`--task-file holds Countdown rows (TinyZero's schema) and cannot be evaluated as --task ${o.task}; drop --task, or drop --task-file to generate ${o.task} problems`);
+      }
+      if (o.taskFile && o.taskConfig) throw new Error('--task-config sets the problem generator, which --task-file does not use; give one of them');
       const tokPath = o.tokenizer ?? join(o.checkpoint, 'tokenizer.json');
       if (!o.tokenizer && !existsSync(tokPath)) throw new Error(`no tokenizer given and ${tokPath} does not exist; pass --tokenizer FILE`);
       const tokenizer = Tokenizer.load(tokPath);
@@ -142,6 +151,7 @@ export function registerEvalCommands(program: Command): void {
       const report = await evaluate(model, tokenizer, {
         task: o.task,
         taskFile: o.taskFile,
+        onBadRow: o.skipBadRows ? 'skip' : 'stop',
         taskConfig: o.taskConfig,
         split: o.split,
         n: o.n,

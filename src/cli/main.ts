@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { ZodError } from 'zod';
+import { readJsonObject } from '../run/config-file.ts';
 import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
 import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
 import { runPipeline } from '../jobs/pipeline.ts';
@@ -24,13 +25,6 @@ function positiveInt(v: string): number {
   return n;
 }
 
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read config ${path}: ${(e as Error).message}`);
-  }
-}
 
 function formatZod(e: ZodError, source: string): string {
   return `invalid config (${source}):\n${e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`;
@@ -91,7 +85,7 @@ program
   .option('--steps <n>', 'training steps', positiveInt)
   .option('--out <dir>', 'output directory')
   .action(async (o: { config?: string; steps?: number; out?: string }) => {
-    const raw = { ...defaultMlpDemoConfig, ...(o.config ? (readJson(o.config) as object) : {}) } as Record<string, unknown>;
+    const raw = { ...defaultMlpDemoConfig, ...(o.config ? readJsonObject(o.config) : {}) } as Record<string, unknown>;
     if (o.steps !== undefined) raw.steps = o.steps;
     if (o.out !== undefined) raw.outDir = o.out;
     const parsed = MlpDemoConfig.safeParse(raw);
@@ -144,7 +138,21 @@ registerTrainCommands(program);
 registerEvalCommands(program);
 registerRlCommands(program);
 
+/** The first argument names a command unless it is an option: an unknown name is an error, not the default command's argument. */
+function unknownCommand(argv: readonly string[]): string | null {
+  const first = argv[2];
+  if (first === undefined || first.startsWith('-')) return null;
+  const known = new Set(['help', ...program.commands.flatMap((c) => [c.name(), ...c.aliases()])]);
+  return known.has(first) ? null : first;
+}
+
 try {
+  const unknown = unknownCommand(process.argv);
+  if (unknown !== null) {
+    const names = program.commands.map((c) => c.name());
+    const near = names.filter((n) => n.startsWith(unknown.slice(0, 2)));
+    throw new Error(`unknown command '${unknown}'${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; the commands are ${names.join(', ')} (tinyseek --help)`);
+  }
   await program.parseAsync(process.argv);
 } catch (e) {
   console.error(`tinyseek: ${(e as Error).message}`);

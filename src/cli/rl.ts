@@ -36,7 +36,8 @@ function rewardsArg(v: string): Record<string, number> {
   for (const part of v.split(',')) {
     const [name, w] = part.split('=');
     const x = Number(w);
-    if (!name || w === undefined || !Number.isFinite(x)) throw new InvalidArgumentError(`expected name=weight pairs such as task=1,format=0.5; got '${part}'`);
+    if (!name || w === undefined || w.trim() === '' || !Number.isFinite(x)) throw new InvalidArgumentError(`expected name=weight pairs such as task=1,format=0.5; got '${part}'`);
+    if (x < 0) throw new InvalidArgumentError(`${name.trim()}=${x}: reward weights must be ≥ 0 (a negative weight pays the policy for failing); give 0 to switch one off`);
     out[name.trim()] = x;
   }
   return out;

@@ -61,7 +61,7 @@ export function wrap(handle: number): Tensor {
 
 let w = 2;
 let nArgs = 0;
-const argTensors: Tensor[] = new Array(16);
+const argTensors: (Tensor | undefined)[] = new Array(16);
 // Tensor-list operands of the call being encoded: a result may alias one of their elements.
 const argLists: (readonly (Tensor | null)[])[] = [];
 // Index of the first disposed operand of the call being encoded (-1: none). It is reported when
@@ -259,7 +259,10 @@ function callNative(o: Op): number {
 }
 
 function aliasOf(h: number): Tensor {
-  for (let i = 0; i < nArgs; i++) if (argTensors[i]._h === h) return argTensors[i];
+  for (let i = 0; i < nArgs; i++) {
+    const t = argTensors[i];
+    if (t && t._h === h) return t;
+  }
   for (const list of argLists) for (const t of list) if (t !== null && t._h === h) return t;
   throw new Error(`result aliases handle ${h}, which was not an operand`);
 }
@@ -315,61 +318,88 @@ function decode(): Value[] {
   return out;
 }
 
+/** Drops the call's operands, so that a tensor is not kept reachable after its last call. */
+function forgetOperands(): void {
+  for (let i = 0; i < nArgs; i++) argTensors[i] = undefined;
+  nArgs = 0;
+  argLists.length = 0;
+}
+
 /** Runs an operator that returns one tensor. */
 export function run(o: Op): Tensor {
-  const r = callNative(o);
-  if (r >= 0) return wrap(r);
-  const vals = decode();
-  const v = vals[0];
-  if (vals.length !== 1 || v === null || typeof v !== 'object' || Array.isArray(v)) {
-    throw new Error(`${o.name}.${o.overload} did not return a single tensor`);
+  try {
+    const r = callNative(o);
+    if (r >= 0) return wrap(r);
+    const vals = decode();
+    const v = vals[0];
+    if (vals.length !== 1 || v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw new Error(`${o.name}.${o.overload} did not return a single tensor`);
+    }
+    return v;
+  } finally {
+    forgetOperands();
   }
-  return v;
 }
 
 /** Runs an operator that returns two tensors (values/indices style). */
 export function run2(o: Op): [Tensor, Tensor] {
-  callNative(o);
-  const vals = decode();
-  if (vals.length !== 2) throw new Error(`${o.name}.${o.overload} did not return two tensors`);
-  return [vals[0] as Tensor, vals[1] as Tensor];
+  try {
+    callNative(o);
+    const vals = decode();
+    if (vals.length !== 2) throw new Error(`${o.name}.${o.overload} did not return two tensors`);
+    return [vals[0] as Tensor, vals[1] as Tensor];
+  } finally {
+    forgetOperands();
+  }
 }
 
 /** Runs an operator that returns a list of tensors. */
 export function runList(o: Op): Tensor[] {
-  callNative(o);
-  const vals = decode();
-  return vals[0] as Tensor[];
+  try {
+    callNative(o);
+    const vals = decode();
+    return vals[0] as Tensor[];
+  } finally {
+    forgetOperands();
+  }
 }
 
 /** Runs an operator for its side effect (in-place ops); results are dropped. */
 export function runVoid(o: Op): void {
-  const r = callNative(o);
-  if (r >= 0) native.release(r);
-  else {
-    // Results are aliases of the operands or fresh values nobody asked for.
-    const count = buf[0];
-    let p = 1;
-    for (let k = 0; k < count; k++) {
-      const tag = buf[p++];
-      if (tag === Tag.TENSOR) native.release(buf[p++]);
-      else if (tag === Tag.ALIAS || tag === Tag.INT || tag === Tag.FLOAT || tag === Tag.BOOL) p++;
-      else if (tag === Tag.TENSORLIST) {
-        const n = buf[p++];
-        for (let i = 0; i < n; i++) {
-          const h = buf[p++];
-          if (h >= 0) native.release(h);
-        }
-      } else if (tag === Tag.INTLIST || tag === Tag.FLOATLIST) p += buf[p] + 1;
+  try {
+    const r = callNative(o);
+    if (r >= 0) native.release(r);
+    else {
+      // Results are aliases of the operands or fresh values nobody asked for.
+      const count = buf[0];
+      let p = 1;
+      for (let k = 0; k < count; k++) {
+        const tag = buf[p++];
+        if (tag === Tag.TENSOR) native.release(buf[p++]);
+        else if (tag === Tag.ALIAS || tag === Tag.INT || tag === Tag.FLOAT || tag === Tag.BOOL) p++;
+        else if (tag === Tag.TENSORLIST) {
+          const n = buf[p++];
+          for (let i = 0; i < n; i++) {
+            const h = buf[p++];
+            if (h >= 0) native.release(h);
+          }
+        } else if (tag === Tag.INTLIST || tag === Tag.FLOATLIST) p += buf[p] + 1;
+      }
     }
+  } finally {
+    forgetOperands();
   }
 }
 
 /** Runs an operator and returns all results decoded. */
 export function runValues(o: Op): Value[] {
-  const r = callNative(o);
-  if (r >= 0) return [wrap(r)];
-  return decode();
+  try {
+    const r = callNative(o);
+    if (r >= 0) return [wrap(r)];
+    return decode();
+  } finally {
+    forgetOperands();
+  }
 }
 
 /** An operand of the generic call. Numbers pass as int when integral; use {float: x} to force a float. */

@@ -38,7 +38,7 @@ export class BadRowError extends Error {
     readonly bad: BadRow,
   ) {
     super(
-      `${describeBadRow(file, unit, bad)}. Fix that ${unit}, or skip bad rows (onBadRow: 'skip') to load the rest and get a report of what was skipped; \`tinyseek data check ${file}\` lists every bad row.`,
+      `${describeBadRow(file, unit, bad)}. Fix that ${unit}, or skip bad rows (--skip-bad-rows on the command line, onBadRow: 'skip' in the API) to load the rest and get a report of what was skipped; \`tinyseek data check ${file}\` lists every bad row.`,
     );
     this.name = 'BadRowError';
   }

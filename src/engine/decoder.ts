@@ -26,7 +26,7 @@ import { type DeepSeekV3, type KVCache, disposeCache } from '../model/transforme
 import { repeatIndex, takeCacheRows } from './cache.ts';
 import { acquireGenerator, releaseGenerator } from './generators.ts';
 import { type PromptLayout, layoutTensors, leftPad } from './layout.ts';
-import { Sampler, type SamplingOptions } from './sampler.ts';
+import { Sampler, type SamplingOptions, validateSampling } from './sampler.ts';
 import { type Finish, type FinishReason, StopCriteria, type StopMatch } from './stopping.ts';
 
 export interface DecodeOptions extends SamplingOptions {
@@ -167,7 +167,7 @@ export class BatchDecoder {
     if (compact !== false && !(compact > 0 && compact <= 1)) throw new RangeError(`compact must be a share in (0, 1] or false, got ${compact}`);
     this.compactAt = compact === false ? Number.POSITIVE_INFINITY : compact;
     this.device = model.headWeight().device;
-    new Sampler(o); // validates the settings before a generator is taken from the pool
+    validateSampling(o); // before a generator is taken from the pool
     this.ownGenerator = !o.generator && o.seed !== undefined ? acquireGenerator(o.seed, this.device) : null;
     this.sampler = new Sampler(o, o.generator ?? this.ownGenerator ?? undefined);
     this.rows = this.layout.rows * this.groupSize;

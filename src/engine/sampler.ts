@@ -50,6 +50,18 @@ export interface SampleExtras {
 }
 
 /** Validated sampling settings with their processors. */
+/** Throws a RangeError naming the first sampling setting out of range. */
+export function validateSampling(o: SamplingOptions): void {
+  const temperature = o.temperature ?? 1;
+  const topK = o.topK ?? 0;
+  const topP = o.topP ?? 1;
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`temperature must be a finite number ≥ 0 (0: greedy), got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK must be an integer ≥ 0 (0: off), got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1] (1: off), got ${topP}`);
+  const penalty = o.repetitionPenalty ?? 1;
+  if (!(penalty > 0) || !Number.isFinite(penalty)) throw new RangeError(`repetitionPenalty must be a finite number > 0 (1: off), got ${penalty}`);
+}
+
 export class Sampler {
   readonly temperature: number;
   readonly topK: number;
@@ -63,9 +75,7 @@ export class Sampler {
     this.topK = o.topK ?? 0;
     this.topP = o.topP ?? 1;
     this.repetitionPenalty = o.repetitionPenalty ?? 1;
-    if (!(this.temperature >= 0) || !Number.isFinite(this.temperature)) throw new RangeError(`temperature must be a finite number ≥ 0 (0: greedy), got ${this.temperature}`);
-    if (!Number.isInteger(this.topK) || this.topK < 0) throw new RangeError(`topK must be an integer ≥ 0 (0: off), got ${this.topK}`);
-    if (!(this.topP > 0 && this.topP <= 1)) throw new RangeError(`topP must be in (0, 1] (1: off), got ${this.topP}`);
+    validateSampling(o);
     this.processors = [];
     if (this.repetitionPenalty !== 1) this.processors.push(repetitionPenalty(this.repetitionPenalty));
     if (this.temperature > 0) {

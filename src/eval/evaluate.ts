@@ -48,6 +48,8 @@ export interface EvaluateOptions {
   problems?: readonly Problem[];
   /** A Countdown task file (JSONL or parquet, TinyZero's schema) to evaluate instead. */
   taskFile?: string;
+  /** taskFile: stop at the first malformed row (default) or skip such rows. */
+  onBadRow?: 'stop' | 'skip';
   /** Completions per problem (default 1). */
   samples?: number;
   /** Default 0: greedy. */
@@ -107,8 +109,9 @@ async function problemsFor(o: EvaluateOptions, n: number, seed: number): Promise
   if (given > 1) throw new Error('evaluate: give problems or taskFile, not both');
   if (o.problems) return { problems: o.problems.slice(0, n), source: 'given' };
   if (o.taskFile) {
-    const loaded = await loadCountdownFile(o.taskFile, { limit: n });
-    return { problems: loaded.problems, source: o.taskFile };
+    const loaded = await loadCountdownFile(o.taskFile, { limit: n, onBadRow: o.onBadRow });
+    const skipped = loaded.report.skipped.length;
+    return { problems: loaded.problems, source: skipped ? `${o.taskFile} (${skipped} bad rows skipped)` : o.taskFile };
   }
   const split = o.split ?? 'heldout';
   return { problems: generateProblems(o.task ?? 'countdown', { seed, split, n, config: o.taskConfig }), source: `generated:${split}` };

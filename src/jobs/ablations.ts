@@ -23,6 +23,7 @@ import { countParameters, kvCacheFigures, tensorSpecs } from '../model/params.ts
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { PretrainConfig, merge, resolveConfig } from '../train/config.ts';
 import { dataSpecOf, preparePretrainData } from '../train/data-prep.ts';
+import { readJsonObject } from '../run/config-file.ts';
 import { type MetricRecord, readMetrics } from '../run/metrics.ts';
 import { renderComparison } from '../run/plots.ts';
 import { configDifferences, pretrain, runDirOf } from '../train/pretrain.ts';
@@ -138,7 +139,7 @@ export async function runAblation(name: AblationName, o: AblationOptions = {}): 
     const cfg = resolveConfig(PretrainConfig, base, over, `${name}/${v.name}`);
     const runDir = runDirOf(cfg);
     const saved = path.join(runDir, 'config.json');
-    const done = fs.existsSync(path.join(runDir, 'final', 'config.json')) && fs.existsSync(saved) && configDifferences(JSON.parse(fs.readFileSync(saved, 'utf8')), cfg).length === 0;
+    const done = fs.existsSync(path.join(runDir, 'final', 'config.json')) && fs.existsSync(saved) && configDifferences(readJsonObject(saved), cfg).length === 0;
     log(`── ${name}: ${v.label} ${done ? '(done already)' : ''}`);
     if (!done) {
       if (fs.existsSync(runDir)) fs.rmSync(runDir, { recursive: true, force: true });
@@ -217,5 +218,5 @@ async function writeReport(name: AblationName, results: VariantResult[], runs: {
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   const notes = old.includes('<!-- findings -->') ? old.slice(old.indexOf('<!-- findings -->') + '<!-- findings -->'.length).trim() : '';
   writeFileAtomic(file, notes ? `${text}${notes}\n` : text);
-  fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileAtomic(path.join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
 }

@@ -19,7 +19,11 @@ import { type EvalReport, arithProbe, defaultKs, evaluate, formatArithProbe, who
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from './r1-zero.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
+import { writeFileAtomic } from '../io/durable.ts';
+import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
 import { latestCheckpoint } from '../run/checkpointing.ts';
+import { readJsonObject } from '../run/config-file.ts';
+import { readMetrics } from '../run/metrics.ts';
 import { PretrainConfig, resolveConfig } from '../train/config.ts';
 import { dataSpecOf, preparePretrainData } from '../train/data-prep.ts';
 import { configDifferences, pretrain, runDirOf } from '../train/pretrain.ts';
@@ -94,17 +98,13 @@ interface ShippedInfo {
   contextCoverage?: number;
 }
 
-function isNewer(a: string, b: string): boolean {
-  return fs.existsSync(a) && fs.existsSync(b) && fs.statSync(a).mtimeMs >= fs.statSync(b).mtimeMs;
-}
-
 export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSummary> {
   const log = o.log ?? ((s: string) => console.log(s));
   const started = performance.now();
   const shipped = o.shippedBase ?? SHIPPED_BASE;
   let summary: PipelineSummary;
   if (!o.fromScratch && fs.existsSync(path.join(shipped, 'config.json'))) {
-    const info = JSON.parse(fs.readFileSync(path.join(shipped, SHIPPED_INFO), 'utf8')) as ShippedInfo;
+    const info = readJsonObject(path.join(shipped, SHIPPED_INFO), `restore it from the repository (git checkout ${shipped}) or pass --from-scratch`) as unknown as ShippedInfo;
     log('── 1/2 the base model ──────────────────────────────────────────');
     log(`the shipped base model ${shipped} (made by \`${info.command}\`; --from-scratch pretrains it again)`);
     log(`  pretrained ${info.steps} steps: validation loss ${info.valLoss?.toFixed(4) ?? '?'} nats/token, ${info.valBpb?.toFixed(4) ?? '?'} bits/byte`);
@@ -139,9 +139,9 @@ async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) =
   const model = loadCheckpoint(s.model);
   await saveCheckpoint(dir, model, { dtype: 'bfloat16' });
   fs.copyFileSync(path.join(s.model, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-  const cfg = JSON.parse(fs.readFileSync(path.join(s.runDir, 'config.json'), 'utf8')) as unknown;
+  const cfg: unknown = readJsonObject(path.join(s.runDir, 'config.json'));
   const info: ShippedInfo = { command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base', config: cfg, valLoss: s.valLoss, valBpb: s.valBpb, steps: s.steps, trainSeconds: s.trainSeconds, base: s.base, contextCoverage: s.contextCoverage };
-  fs.writeFileSync(path.join(dir, SHIPPED_INFO), `${JSON.stringify(info, null, 2)}\n`);
+  writeFileAtomic(path.join(dir, SHIPPED_INFO), `${JSON.stringify(info, null, 2)}\n`);
   log(`shipped base model written to ${dir} (bfloat16)`);
 }
 
@@ -151,7 +151,7 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
   const runDir = runDirOf(cfg);
   const finalDir = path.join(runDir, 'final');
   const savedConfig = path.join(runDir, 'config.json');
-  const sameRun = fs.existsSync(savedConfig) && configDifferences(JSON.parse(fs.readFileSync(savedConfig, 'utf8')), cfg).length === 0;
+  const sameRun = fs.existsSync(savedConfig) && configDifferences(readJsonObject(savedConfig), cfg).length === 0;
 
   log('── 1/2 pretraining the base model ──────────────────────────────');
   let trainSeconds: number | null = null;
@@ -175,11 +175,10 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
   const taskConfigs = Object.fromEntries(evalTasks.map((t) => [t, cfg.corpus[t]]));
   const kSamples = o.passKSamples ?? 64;
   const kProblems = o.passKProblems ?? 64;
-  const cached = isNewer(evalFile, path.join(finalDir, 'config.json'))
-    ? (JSON.parse(fs.readFileSync(evalFile, 'utf8')) as { n: number; taskConfigs?: unknown; base: Record<TaskName, TaskFigures> })
-    : null;
-  if (cached && cached.n === n && JSON.stringify(cached.taskConfigs) === JSON.stringify(taskConfigs) && (cached as { kSamples?: number }).kSamples === kSamples) {
-    base = cached.base;
+  const evalKey = { v: 2, checkpoint: checkpointFingerprint(finalDir), n, taskConfigs, kSamples, kProblems, maxTokens: o.evalMaxTokens ?? 256 };
+  const cached = readCached<Partial<Record<TaskName, TaskFigures>>>(evalFile, evalKey);
+  if (cached) {
+    base = cached;
     log(`evaluation already done: ${evalFile}`);
   } else {
     const model = loadCheckpoint(finalDir);
@@ -216,30 +215,20 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
       }
       base[task] = f;
     }
-    fs.writeFileSync(evalFile, `${JSON.stringify({ n, taskConfigs, kSamples, base }, null, 2)}\n`);
+    writeCached(evalFile, evalKey, base);
   }
 
   const metrics = path.join(runDir, 'metrics.jsonl');
-  let valLoss: number | null = null;
-  let valBpb: number | null = null;
-  if (fs.existsSync(metrics)) {
-    const lines = fs.readFileSync(metrics, 'utf8').trim().split('\n');
-    let evalSeen = false;
-    for (const line of lines.reverse()) {
-      const r = JSON.parse(line) as { kind?: string; val_loss?: number; val_bpb?: number; elapsed_s?: number };
-      if (r.kind === 'eval' && !evalSeen) {
-        valLoss = r.val_loss ?? null;
-        valBpb = r.val_bpb ?? null;
-        evalSeen = true;
-      }
-      // a finished run reused: its training time is the last step's elapsed time
-      if (r.kind === 'train' && trainSeconds === null && typeof r.elapsed_s === 'number') trainSeconds = r.elapsed_s;
-      if (evalSeen && trainSeconds !== null) break;
-    }
-  }
+  const records = fs.existsSync(metrics) ? readMetrics(metrics) : [];
+  const lastEval = records.filter((r) => r.kind === 'eval').at(-1);
+  const valLoss = typeof lastEval?.val_loss === 'number' ? lastEval.val_loss : null;
+  const valBpb = typeof lastEval?.val_bpb === 'number' ? lastEval.val_bpb : null;
+  // a finished run reused: its training time is the last step's elapsed time
+  const lastTrain = records.filter((r) => r.kind === 'train').at(-1);
+  if (trainSeconds === null && typeof lastTrain?.elapsed_s === 'number') trainSeconds = lastTrain.elapsed_s;
   // the context probe of the training data (cached: this reloads it in seconds)
   const data = preparePretrainData(dataSpecOf(cfg), cfg.runsDir, () => undefined);
   const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null, contextCoverage: data.coverage.share };
-  fs.writeFileSync(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

@@ -27,6 +27,8 @@ import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { latestCheckpoint } from '../run/checkpointing.ts';
+import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
+import { readJsonObject } from '../run/config-file.ts';
 import { type MetricRecord, readMetrics } from '../run/metrics.ts';
 import { renderComparison } from '../run/plots.ts';
 import { configDifferences, runDirOf } from '../run/run-dir.ts';
@@ -106,7 +108,6 @@ export interface TaskResult {
 }
 
 interface EvalBundle {
-  key: string;
   figures: EvalFigures;
   greedy: EvalReport;
 }
@@ -120,21 +121,17 @@ interface EvalPlan {
   temperature: number;
 }
 
-function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): string {
-  const weights = path.join(checkpoint, 'model.safetensors');
-  const stamp = fs.existsSync(weights) ? fs.statSync(weights).mtimeMs : 0;
-  return JSON.stringify({ v: 2, checkpoint: path.resolve(checkpoint), stamp, task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens });
+function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): unknown {
+  return { v: 3, checkpoint: checkpointFingerprint(checkpoint), task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens };
 }
 
 async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
   const { n, samples, temperature } = plan;
   const key = evalKey(checkpoint, c, plan);
-  if (fs.existsSync(cacheFile)) {
-    const cached = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as EvalBundle;
-    if (cached.key === key) {
-      log(`evaluation of ${checkpoint} already done: ${cacheFile}`);
-      return cached;
-    }
+  const cached = readCached<EvalBundle>(cacheFile, key);
+  if (cached) {
+    log(`evaluation of ${checkpoint} already done: ${cacheFile}`);
+    return cached;
   }
   const model = loadCheckpoint(checkpoint);
   const tok = Tokenizer.load(path.join(checkpoint, 'tokenizer.json'));
@@ -157,8 +154,8 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
     arith: probe.overall.whole,
     arith_by_op: wholeByOp(probe),
   };
-  const bundle: EvalBundle = { key, figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
-  writeFileAtomic(cacheFile, `${JSON.stringify(bundle, null, 2)}\n`);
+  const bundle: EvalBundle = { figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
+  writeCached(cacheFile, key, bundle);
   log(
     `  greedy pass@1 ${(figures.greedy_pass1 * 100).toFixed(1)}%, sampled pass@1 ${(figures.sampled_pass1 * 100).toFixed(1)}% ` +
       `(${Math.min(plan.sampledProblems, n)} problems × ${samples} at T ${temperature}), pass@${samples} ${(figures.sampled_pass_at_k * 100).toFixed(1)}%, mean length ${figures.mean_tokens.toFixed(0)} tokens`,
@@ -203,9 +200,9 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
   log(`── ${task}: GRPO, ${c.steps} steps`);
   const finalDir = path.join(runDir, 'final');
   const configFile = path.join(runDir, 'config.json');
-  const sameRun = fs.existsSync(configFile) && configDifferences(JSON.parse(fs.readFileSync(configFile, 'utf8')), c, '', RL_RUN_CONTROL_KEYS).length === 0;
+  const sameRun = fs.existsSync(configFile) && configDifferences(readJsonObject(configFile), c, '', RL_RUN_CONTROL_KEYS).length === 0;
   if (fs.existsSync(configFile) && !sameRun) throw new Error(`${runDir} holds an RL run with other settings; delete it to run the experiment again`);
-  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json')) && (JSON.parse(fs.readFileSync(configFile, 'utf8')) as { steps: number }).steps === c.steps) {
+  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json')) && readJsonObject(configFile).steps === c.steps) {
     log(`RL already done: ${finalDir}`);
   } else {
     const r = await trainRl(c, { resume: sameRun && latestCheckpoint(runDir) !== null, log });
@@ -325,7 +322,7 @@ export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, T
   const settings = { evalProblems: o.evalProblems ?? 500, samples: o.samples ?? 32, sampledProblems: o.sampledProblems ?? 100, temperature: o.temperature ?? 1.0 };
   // tasks run before and not in this run keep their results (a rerun of one task updates that one)
   const jsonFile = path.join(resultsDir, 'r1-zero.json');
-  const earlier = fs.existsSync(jsonFile) ? (JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as Record<string, unknown>) : {};
+  const earlier = fs.existsSync(jsonFile) ? readJsonObject(jsonFile, 'fix or delete it: the report is rewritten from the runs') : {};
   for (const task of R1_ZERO_TASKS) {
     const old = earlier[task] as TaskResult | undefined;
     if (!(task in results) && old && typeof old === 'object' && 'rl_pass1' in old && 'problems' in old) results[task] = old;

@@ -21,8 +21,8 @@ export const RopeScaling = z
     type: z.literal('yarn').describe('only YaRN is implemented (as DeepSeek-V2/V3 use)'),
     factor: z.number().positive().describe('context extension factor s'),
     original_max_position_embeddings: posInt.describe('context length the model was pretrained at'),
-    beta_fast: z.number().positive().default(32),
-    beta_slow: z.number().positive().default(1),
+    beta_fast: z.number().positive().default(32).describe('YaRN: rotations per context above which a dimension is left unscaled'),
+    beta_slow: z.number().positive().default(1).describe('YaRN: rotations per context below which a dimension is fully interpolated'),
     mscale: z.number().default(1).describe('scales cos/sin by mscale(s, mscale) / mscale(s, mscale_all_dim)'),
     mscale_all_dim: z.number().default(0).describe('softmax scale is multiplied by mscale(s, mscale_all_dim)²'),
   })
@@ -30,53 +30,69 @@ export const RopeScaling = z
 
 export const ModelConfigSchema = z
   .object({
-    architectures: z.array(z.string()).optional(),
-    model_type: z.string().default('deepseek_v3'),
+    architectures: z.array(z.string()).optional().describe('Hugging Face model classes (kept as read; not used)'),
+    model_type: z.string().default('deepseek_v3').describe('Hugging Face model type (kept as read; not used)'),
     // sizes
-    vocab_size: posInt,
-    hidden_size: posInt,
+    vocab_size: posInt.describe('token vocabulary size: rows of the embedding and of the output head'),
+    hidden_size: posInt.describe('model width d: the residual stream'),
     intermediate_size: posInt.describe('width of the dense SwiGLU MLP (leading layers, gpt baseline)'),
-    num_hidden_layers: posInt,
-    num_attention_heads: posInt,
+    num_hidden_layers: posInt.describe('transformer blocks'),
+    num_attention_heads: posInt.describe('attention heads (query heads for gqa)'),
     num_key_value_heads: posInt.optional().describe('GQA groups for attention_type gqa; ignored by MLA'),
     // attention
-    attention_type: z.enum(['mla', 'mha', 'gqa']).default('mla'),
+    attention_type: z.enum(['mla', 'mha', 'gqa']).default('mla').describe("tinyseek's key: 'mla' (multi-head latent attention, every DeepSeek config), or the 'mha' / 'gqa' baselines"),
     head_dim: posInt.optional().describe('head width for mha/gqa (default hidden_size / heads)'),
-    q_lora_rank: posInt.nullable().default(null).describe('query low-rank width; null: a single wq'),
+    q_lora_rank: z
+      .preprocess((v) => (v === 0 ? null : v), posInt.nullable())
+      .default(null)
+      .describe('query low-rank width (wq_a → norm → wq_b); null or 0 (the official inference code\'s convention): a single wq'),
     kv_lora_rank: posInt.nullable().default(null).describe('compressed KV latent width (MLA)'),
-    qk_nope_head_dim: nonNegInt.default(0),
-    qk_rope_head_dim: nonNegInt.default(0),
-    v_head_dim: nonNegInt.default(0),
-    attention_bias: z.boolean().default(false),
-    attention_dropout: z.number().min(0).max(1).default(0),
+    qk_nope_head_dim: nonNegInt.default(0).describe('MLA: per-head query/key width without rotary position (from the latent)'),
+    qk_rope_head_dim: nonNegInt.default(0).describe('MLA: per-head query width with rotary position; the rotary key is this wide and shared by all heads'),
+    v_head_dim: nonNegInt.default(0).describe('MLA: per-head value width (from the latent)'),
+    attention_bias: z.boolean().default(false).describe('bias terms on the attention projections (false in every DeepSeek config)'),
+    attention_dropout: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .refine((p) => p === 0, { message: 'dropout on the attention weights is not implemented: only 0 is accepted (every DeepSeek config has 0.0)' })
+      .describe('dropout on the attention weights: must be 0 (as every DeepSeek config)'),
     // moe
     n_routed_experts: posInt.nullable().default(null).describe('null: every layer is dense'),
-    n_shared_experts: nonNegInt.nullable().default(null),
-    num_experts_per_tok: posInt.nullable().default(null),
-    moe_intermediate_size: posInt.optional(),
-    moe_layer_freq: posInt.default(1),
+    n_shared_experts: nonNegInt.nullable().default(null).describe('shared experts every token passes through, beside the routed ones'),
+    num_experts_per_tok: posInt.nullable().default(null).describe('routed experts per token (top-k)'),
+    moe_intermediate_size: posInt.optional().describe("width of each expert's SwiGLU MLP"),
+    moe_layer_freq: posInt.default(1).describe('after the dense layers, every this-many-th layer is MoE'),
     first_k_dense_replace: nonNegInt.default(0).describe('leading layers with a dense MLP'),
-    routed_scaling_factor: z.number().positive().default(1),
-    scoring_func: z.enum(['softmax', 'sigmoid']).default('softmax'),
-    topk_method: z.enum(['greedy', 'group_limited_greedy', 'noaux_tc']).default('greedy'),
-    n_group: posInt.nullable().default(1),
-    topk_group: posInt.nullable().default(1),
-    norm_topk_prob: z.boolean().default(false),
+    routed_scaling_factor: z.number().positive().default(1).describe('multiplies the routed experts\' weights (V3: 2.5)'),
+    scoring_func: z.enum(['softmax', 'sigmoid']).default('softmax').describe('router affinity: softmax over experts (V2), or a sigmoid per expert (V3)'),
+    topk_method: z
+      .enum(['greedy', 'group_limited_greedy', 'noaux_tc'])
+      .default('greedy')
+      .describe("expert choice: top-k of the scores; top-k within the best topk_group groups (V2); or V3's aux-loss-free choice on scores plus the balancing bias"),
+    n_group: posInt.nullable().default(1).describe('groups the routed experts are split into for group-limited routing (1: no groups)'),
+    topk_group: posInt.nullable().default(1).describe('groups a token may draw its experts from'),
+    norm_topk_prob: z.boolean().default(false).describe('renormalise the chosen experts\' weights to sum to 1 (Hugging Face\'s rule, for softmax and sigmoid alike)'),
     aux_loss_alpha: z.number().min(0).default(0).describe('sequence-wise balance loss weight α (0: off)'),
-    seq_aux: z.boolean().default(true),
+    seq_aux: z.boolean().default(true).describe('the balance loss per sequence (true, V2/V3) or over the whole batch'),
     // mtp
-    num_nextn_predict_layers: nonNegInt.default(0),
+    num_nextn_predict_layers: nonNegInt.default(0).describe('multi-token prediction modules (V3: 1); 0: none'),
     // positions and norms
-    max_position_embeddings: posInt,
-    rope_theta: z.number().positive().default(10000),
-    rope_scaling: RopeScaling.nullable().default(null),
-    rms_norm_eps: z.number().positive().default(1e-6),
-    hidden_act: z.literal('silu').default('silu'),
-    initializer_range: z.number().positive().default(0.02),
-    tie_word_embeddings: z.boolean().default(false),
-    bos_token_id: z.number().int().nullable().optional(),
-    eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullable().optional(),
-    torch_dtype: z.string().optional(),
+    max_position_embeddings: posInt.describe('longest sequence the rotary tables cover'),
+    rope_theta: z.number().positive().default(10000).describe('rotary base frequency'),
+    rope_scaling: RopeScaling.nullable().default(null).describe('YaRN context extension, or null'),
+    rms_norm_eps: z.number().positive().default(1e-6).describe('ε of every RMSNorm'),
+    hidden_act: z.literal('silu').default('silu').describe('MLP activation: SwiGLU\'s silu only'),
+    initializer_range: z.number().positive().default(0.02).describe('std of the normal initialisation of weights'),
+    tie_word_embeddings: z.boolean().default(false).describe('share the embedding matrix with the output head'),
+    bos_token_id: z.number().int().nullable().optional().describe('beginning-of-sequence token id (kept as read)'),
+    eos_token_id: z
+      .union([z.number().int(), z.array(z.number().int())])
+      .nullable()
+      .optional()
+      .describe('end-of-sequence token id(s) (kept as read)'),
+    torch_dtype: z.string().optional().describe('dtype the weights were saved in (informational)'),
   })
   .passthrough()
   .superRefine((c, ctx) => {

@@ -21,7 +21,7 @@ export type LossVariant = (typeof LOSS_VARIANTS)[number];
 export const REWARD_NAMES = ['task', 'accuracy', 'format', 'length', 'language'] as const;
 export type RewardName = (typeof REWARD_NAMES)[number];
 
-const weight = z.number();
+const weight = z.number().nonnegative('a reward weight must be ≥ 0 (a negative weight pays the policy for failing); give 0 to switch it off');
 
 export const RlConfig = z
   .object({

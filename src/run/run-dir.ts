@@ -13,20 +13,32 @@ import { saveCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { AdamW } from '../nn/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import { writeFileAtomic } from '../io/durable.ts';
 import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
+import { RunName, readJsonObject } from './config-file.ts';
+
+/** Settings that say where a run lives, not what it does: a moved run directory resumes. */
+const LOCATION_KEYS = ['runsDir', 'name'];
+
+/** Settings a resumed run may change besides the stage's run-control keys (the fixes for a diverged run). */
+export const RESUME_OVERRIDES = ['optim.lr', 'optim.minLr', 'optim.clipNorm'];
 
 export function runDirOf(c: { runsDir: string; name: string }): string {
-  return path.join(c.runsDir, c.name);
+  const bad = RunName.safeParse(c.name);
+  if (!bad.success) throw new Error(`run name ${JSON.stringify(c.name)}: ${bad.error.issues[0]?.message}`);
+  const dir = path.join(c.runsDir, c.name);
+  if (path.dirname(path.resolve(dir)) !== path.resolve(c.runsDir)) throw new Error(`run name ${JSON.stringify(c.name)} leaves the runs directory ${c.runsDir}`);
+  return dir;
 }
 
-/** Keys (dotted) whose values differ between two configs, ignoring the given top-level keys. */
+/** Keys (dotted) whose values differ between two configs, ignoring the given keys (top-level or dotted). */
 export function configDifferences(a: unknown, b: unknown, prefix = '', ignore: readonly string[] = []): string[] {
+  if (prefix && ignore.includes(prefix)) return [];
   if (JSON.stringify(a) === JSON.stringify(b)) return [];
   if (!a || !b || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) || Array.isArray(b)) return [prefix || '(root)'];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   const out: string[] = [];
   for (const k of keys) {
-    if (!prefix && ignore.includes(k)) continue;
     out.push(...configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k, ignore));
   }
   return out;
@@ -38,20 +50,57 @@ export interface OpenedRun {
   latest: { dir: string; step: number } | null;
 }
 
-/** Checks the directory for a fresh or resumed run and writes the effective config. */
-export function openRunDir(c: { runsDir: string; name: string }, resume: boolean | undefined, runControlKeys: readonly string[]): OpenedRun {
+/** Runs `f`, turning a file-system error into one that names the run directory and the fix. */
+function inRunDir<T>(runDir: string, what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!code) throw e;
+    const why =
+      code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+        ? 'it is not writable'
+        : code === 'ENOSPC'
+          ? 'the disk is full'
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'a file stands where a directory should be'
+            : code === 'ENOENT'
+              ? 'a directory above it is missing or not writable'
+              : code;
+    throw new Error(`cannot ${what} ${runDir}: ${why} (${(e as Error).message}); choose a writable --runs-dir or fix the directory`);
+  }
+}
+
+/** Removes what an interrupted final save left behind (<run>/.final.tmp-*). */
+function removeStaleFinalTemps(runDir: string): void {
+  if (!fs.existsSync(runDir)) return;
+  for (const name of fs.readdirSync(runDir)) if (name.startsWith('.final.tmp-')) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
+}
+
+/**
+ * Checks the directory for a fresh or resumed run and writes the effective config. A resumed run
+ * must keep every setting but the run-control keys, RESUME_OVERRIDES and where it lives, and must
+ * be asked for more steps than its checkpoint has done.
+ */
+export function openRunDir(c: { runsDir: string; name: string; steps: number }, resume: boolean | undefined, runControlKeys: readonly string[]): OpenedRun {
   const runDir = runDirOf(c);
   const configFile = path.join(runDir, 'config.json');
   const latest = fs.existsSync(runDir) ? latestCheckpoint(runDir) : null;
   if (resume) {
     if (!latest) throw new Error(`--resume: ${runDir} has no checkpoint to resume from (start it without --resume)`);
-    const diff = configDifferences(JSON.parse(fs.readFileSync(configFile, 'utf8')), c, '', runControlKeys);
-    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${runControlKeys.join(', ')} may change)`);
+    const may = [...runControlKeys, ...RESUME_OVERRIDES, ...LOCATION_KEYS];
+    const saved = readJsonObject(configFile, `restore it, or start a new run with another --name`);
+    const diff = configDifferences(saved, c, '', may);
+    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${[...runControlKeys, ...RESUME_OVERRIDES].join(', ')} may change)`);
+    if (c.steps <= latest.step) throw new Error(`--resume: ${runDir} is already at step ${latest.step}, and ${c.steps} steps were asked for; pass --steps above ${latest.step} to train further`);
   } else if (latest) {
     throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
   }
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  inRunDir(runDir, 'write the run directory', () => {
+    fs.mkdirSync(runDir, { recursive: true });
+    removeStaleFinalTemps(runDir);
+    writeFileAtomic(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  });
   return { runDir, latest: resume ? latest : null };
 }
 
@@ -71,9 +120,10 @@ export function resumePoint(latest: OpenedRun['latest'], model: DeepSeekV3, opti
   return { step: s.step, tokensSeen: s.tokensSeen, elapsed: s.elapsed, data: s.data };
 }
 
-/** Writes the finished model with its tokenizer to <runDir>/final (loadable by eval, RL, the server). */
+/** Writes the finished model with its tokenizer to <runDir>/final (loadable by eval and RL). */
 export async function saveFinalModel(runDir: string, model: DeepSeekV3, tok: Tokenizer, log: (s: string) => void): Promise<string> {
   const finalDir = path.join(runDir, 'final');
+  removeStaleFinalTemps(runDir);
   await saveCheckpoint(finalDir, model);
   tok.save(path.join(finalDir, 'tokenizer.json'));
   log(`final model: ${finalDir}`);
@@ -96,14 +146,28 @@ export interface CheckpointWriterOptions {
 
 /** The run's checkpoint save: logs flushed, then the model, optimizer and data position at a step. */
 export function checkpointWriter(runDir: string, o: CheckpointWriterOptions): (step: number, counters: { tokensSeen: number; elapsed: number }) => Promise<string> {
-  return (step, counters) => {
+  return async (step, counters) => {
     o.flush();
-    return saveTrainingCheckpoint(runDir, {
+    try {
+      return await saveTrainingCheckpoint(runDir, {
       model: o.model,
       optimizer: o.optimizer,
       tokenizer: o.tokenizer,
       keep: o.keep,
-      state: { kind: o.kind, step, tokensSeen: counters.tokensSeen, elapsed: counters.elapsed, data: o.data(), rng: null, config: o.config },
-    });
+        state: { kind: o.kind, step, tokensSeen: counters.tokensSeen, elapsed: counters.elapsed, data: o.data(), rng: null, config: o.config },
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!code) throw e;
+      let previous = 'no earlier checkpoint';
+      try {
+        const l = latestCheckpoint(runDir);
+        if (l) previous = `latest.json still points at the last complete checkpoint, ${l.dir} (step ${l.step})`;
+      } catch {
+        // reported as it is
+      }
+      const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' || code === 'EPERM' ? 'the run directory is not writable' : code;
+      throw new Error(`writing the checkpoint of step ${step} in ${runDir} failed: ${why} (${(e as Error).message}); ${previous}. Free space or fix the directory, then continue with --resume`);
+    }
   };
 }

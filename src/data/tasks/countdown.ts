@@ -46,6 +46,7 @@ export const CountdownConfig = z
     /** The prompt frame of generated problems (prompt.ts): TinyZero's text, or the compact R1-Zero-shaped one. */
     promptFrame: z.enum(PROMPT_FRAMES as [PromptFrame, ...PromptFrame[]]).default('tinyzero'),
   })
+  .strict()
   .refine((c) => c.minCount <= c.maxCount, { message: 'minCount must be <= maxCount' })
   .refine((c) => c.minNumber <= c.maxNumber, { message: 'minNumber must be <= maxNumber' })
   .refine((c) => c.minTarget <= c.maxTarget, { message: 'minTarget must be <= maxTarget' });

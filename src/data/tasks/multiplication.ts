@@ -29,6 +29,7 @@ export const MultiplicationConfig = z
     /** The prompt frame of generated problems (prompt.ts): TinyZero's text, or the compact R1-Zero-shaped one. */
     promptFrame: z.enum(PROMPT_FRAMES as [PromptFrame, ...PromptFrame[]]).default('tinyzero'),
   })
+  .strict()
   .refine((c) => c.minDigitsA <= c.maxDigitsA && c.minDigitsB <= c.maxDigitsB, { message: 'min digits must be <= max digits' });
 export type MultiplicationConfig = z.infer<typeof MultiplicationConfig>;
 

@@ -28,6 +28,7 @@ export const WordProblemsConfig = z
     /** No intermediate or final quantity exceeds this. */
     maxValue: z.number().int().min(10).default(1000),
   })
+  .strict()
   .refine((c) => c.minOps <= c.maxOps, { message: 'minOps must be <= maxOps' })
   .refine((c) => c.minStart <= c.maxStart && c.maxStart <= c.maxValue, { message: 'need minStart <= maxStart <= maxValue' });
 export type WordProblemsConfig = z.infer<typeof WordProblemsConfig>;
