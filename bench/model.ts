@@ -101,7 +101,6 @@ function checkOurs(model: DeepSeekV3, ids: Tensor, targets: Tensor): Check {
   });
 }
 
-
 interface OpStat {
   count: number;
   us: number;
@@ -183,7 +182,7 @@ async function gcDuringSteps(model: DeepSeekV3, ids: Tensor, targets: Tensor, st
   const out: GcFigures = { steps, major: 0, minor: 0, incremental: 0, gcMs: 0, peakNativeMb: 0 };
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const kind = ((e as unknown as { detail?: { kind?: number } }).detail)?.kind;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
       if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) out.major++;
       else if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) out.minor++;
       else if (kind === perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL) out.incremental++;
@@ -348,7 +347,9 @@ export default async function modelBench(args: string[]): Promise<Record<string,
         .sort((a, b) => b.us + b.pus - (a.us + a.pus));
       console.log(`  forward, by operator: ${'tinyseek calls'.padStart(14)} ${'µs'.padStart(8)} ${'pytorch calls'.padStart(14)} ${'µs'.padStart(8)}`);
       for (const r of rowsOut) {
-        console.log(`  ${r.n.padEnd(26)} ${String(r.c).padStart(10)} ${r.us.toFixed(0).padStart(8)} ${String(r.pc).padStart(14)} ${r.pus.toFixed(0).padStart(8)}`);
+        console.log(
+          `  ${r.n.padEnd(26)} ${String(r.c).padStart(10)} ${r.us.toFixed(0).padStart(8)} ${String(r.pc).padStart(14)} ${r.pus.toFixed(0).padStart(8)}`,
+        );
       }
       const gc = await gcDuringSteps(model, ids, targets, 4);
       console.log(

@@ -119,7 +119,14 @@ function ourRollout(model: DeepSeekV3, prompts: number[][], s: Settings, seed: n
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const expected = s.P * s.G * s.N;
   if (r.stats.generatedTokens !== expected) throw new Error(`tinyseek generated ${r.stats.generatedTokens} ids, expected ${expected}`);
-  return { seconds, prefill_s: r.stats.prefillMs / 1e3, decode_s: r.stats.decodeMs / 1e3, generated: r.stats.generatedTokens, tokens: r.tokens, logprobs: r.logprobs };
+  return {
+    seconds,
+    prefill_s: r.stats.prefillMs / 1e3,
+    decode_s: r.stats.decodeMs / 1e3,
+    generated: r.stats.generatedTokens,
+    tokens: r.tokens,
+    logprobs: r.logprobs,
+  };
 }
 
 async function theirRollout(peer: Peer, s: Settings, seed: number, mla: MlaImpl, timedOnly: boolean): Promise<RolloutOut> {
@@ -191,7 +198,8 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
   try {
     const { setup, info, threads, waitPolicy } = await setUpPeer(peer);
     const { cfg, model, ids, params } = await sharedModel(peer, root, dir, s.P, s.L, 'prompt tokens');
-    if (s.L + s.N > cfg.max_position_embeddings) throw new Error(`prompt length + new tokens (${s.L + s.N}) exceed max_position_embeddings ${cfg.max_position_embeddings}`);
+    if (s.L + s.N > cfg.max_position_embeddings)
+      throw new Error(`prompt length + new tokens (${s.L + s.N}) exceed max_position_embeddings ${cfg.max_position_embeddings}`);
     const prompts = ids.tolist() as number[][];
     ids.dispose();
     model.eval(); // as the peer's model: the engine would otherwise switch modes around every step
@@ -214,7 +222,8 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
       parity[mla] = g;
       greedyOurs.set(mla, a);
       console.log(`greedy, ${mla.padEnd(8)} tinyseek vs PyTorch: ${describe(g)}`);
-      if (a.tokens.some((row, r) => row[0] !== b.tokens[r]?.[0])) throw new Error(`the two sides disagree on a first greedy id (${mla}): not the same computation; not timing`);
+      if (a.tokens.some((row, r) => row[0] !== b.tokens[r]?.[0]))
+        throw new Error(`the two sides disagree on a first greedy id (${mla}): not the same computation; not timing`);
     }
     const ga = greedyOurs.get('absorbed');
     const gn = greedyOurs.get('naive');
@@ -252,7 +261,9 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
         t.ours.push(a!);
         t.theirs.push(b);
         t.ratios.push(b.seconds / a!.seconds);
-        line.push(`${mla} tinyseek ${(perRollout / a!.seconds).toFixed(0)} / pytorch ${(perRollout / b.seconds).toFixed(0)} tok/s (${(b.seconds / a!.seconds).toFixed(3)})`);
+        line.push(
+          `${mla} tinyseek ${(perRollout / a!.seconds).toFixed(0)} / pytorch ${(perRollout / b.seconds).toFixed(0)} tok/s (${(b.seconds / a!.seconds).toFixed(3)})`,
+        );
       }
       console.log(`round ${String(r + 1).padStart(2)}: ${line.join(';  ')}`);
     }
@@ -271,7 +282,9 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
     };
     const perForm: Record<string, Record<string, number | number[]>> = {};
     console.log('');
-    console.log(`${'MLA form'.padEnd(10)}${'side'.padEnd(10)}${'tokens/s'.padStart(10)}${'rollout ms'.padStart(12)}${'prefill ms'.padStart(12)}${'decode ms'.padStart(11)}${'decode tok/s'.padStart(14)}${'ratio'.padStart(8)}`);
+    console.log(
+      `${'MLA form'.padEnd(10)}${'side'.padEnd(10)}${'tokens/s'.padStart(10)}${'rollout ms'.padStart(12)}${'prefill ms'.padStart(12)}${'decode ms'.padStart(11)}${'decode tok/s'.padStart(14)}${'ratio'.padStart(8)}`,
+    );
     for (const mla of forms) {
       const t = times.get(mla)!;
       const o = summary(t.ours);
@@ -311,7 +324,8 @@ export default async function rolloutBench(args: string[]): Promise<Record<strin
     console.log(
       `headline (${head} vs ${head}): tinyseek ${h.tinyseek_tokens_per_s} tok/s, PyTorch ${h.pytorch_tokens_per_s} tok/s → ${h.speed_vs_pytorch}x PyTorch (median of round ratios)`,
     );
-    if (forms.length > 1) console.log(`naive vs naive: ${perForm.naive.speed_vs_pytorch}x; tinyseek absorbed (its default) vs PyTorch naive K/V cache: ${cross}x`);
+    if (forms.length > 1)
+      console.log(`naive vs naive: ${perForm.naive.speed_vs_pytorch}x; tinyseek absorbed (its default) vs PyTorch naive K/V cache: ${cross}x`);
 
     return {
       bench: 'rollout',

@@ -184,7 +184,9 @@ export default async function trainBench(args: string[]): Promise<Record<string,
     const { setup, info, threads, waitPolicy } = await setUpPeer(peer);
     const { cfg, model, ids, targets, params } = await sharedModel(peer, root, dir, B, S);
     const peakBefore = measureMatmul();
-    console.log(`peak: fp32 matmul ${peakBefore.n}×${peakBefore.n} ${peakBefore.gflops.toFixed(1)} GFLOP/s before the timing (measureMatmul, ${threads} threads)`);
+    console.log(
+      `peak: fp32 matmul ${peakBefore.n}×${peakBefore.n} ${peakBefore.gflops.toFixed(1)} GFLOP/s before the timing (measureMatmul, ${threads} threads)`,
+    );
 
     // ---- the optimizer on both sides ----
     const groups = weightDecayGroups(model, WEIGHT_DECAY);
@@ -201,7 +203,9 @@ export default async function trainBench(args: string[]): Promise<Record<string,
     });
     const ourGroups = opt.groups.map((g) => g.params.length);
     if (ourGroups.join() !== theirGroups.groups.join() || opt.groups.map((g) => g.weightDecay).join() !== theirGroups.weight_decay.join()) {
-      throw new Error(`AdamW groups differ: tinyseek [${ourGroups}] (decay ${opt.groups.map((g) => g.weightDecay)}), PyTorch [${theirGroups.groups}] (decay ${theirGroups.weight_decay})`);
+      throw new Error(
+        `AdamW groups differ: tinyseek [${ourGroups}] (decay ${opt.groups.map((g) => g.weightDecay)}), PyTorch [${theirGroups.groups}] (decay ${theirGroups.weight_decay})`,
+      );
     }
     console.log(
       `step: forward + loss + backward + clip to norm ${CLIP.toFixed(1)} + AdamW (lr ${LR}, betas ${BETAS.join('/')}, eps ${EPS}; ` +
@@ -349,7 +353,8 @@ export default async function trainBench(args: string[]): Promise<Record<string,
       mfu_pytorch: mfu(tpsPeer, false),
       mfu_with_attention: mfu(tps, true),
       mfu_with_attention_pytorch: mfu(tpsPeer, true),
-      mfu_formula: 'mfu = 6 * activated_params_per_token * tokens_per_s / (peak_gflops * 1e9); excludes attention QK^T/PV FLOPs (mfu_with_attention includes them)',
+      mfu_formula:
+        'mfu = 6 * activated_params_per_token * tokens_per_s / (peak_gflops * 1e9); excludes attention QK^T/PV FLOPs (mfu_with_attention includes them)',
     };
     console.log(
       `tinyseek ${figures.tokens_per_s} tok/s, PyTorch ${figures.tokens_per_s_pytorch} tok/s (median steps): ${figures.speed_vs_pytorch}x PyTorch ` +

@@ -24,7 +24,9 @@ function findLibtorch() {
     const dir = resolve(custom);
     const lib = join(dir, 'lib');
     if (!existsSync(join(dir, 'include', 'ATen', 'ATen.h')) || !existsSync(join(lib, 'libtorch.so'))) {
-      fail(`TINYSEEK_LIBTORCH=${custom} is not a libtorch directory (need include/ATen/ATen.h and lib/libtorch.so); point it at an unpacked libtorch or unset it to use Debian's libtorch-dev`);
+      fail(
+        `TINYSEEK_LIBTORCH=${custom} is not a libtorch directory (need include/ATen/ATen.h and lib/libtorch.so); point it at an unpacked libtorch or unset it to use Debian's libtorch-dev`,
+      );
     }
     let abi = '1';
     const cfg = join(dir, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
@@ -45,7 +47,9 @@ function findLibtorch() {
   const libDirs = [arch && `/usr/lib/${arch}`, '/usr/lib', '/usr/lib64'].filter(Boolean);
   const lib = libDirs.find((d) => existsSync(join(d, 'libtorch.so')) && existsSync(join(d, 'libtorch_cpu.so')));
   if (!existsSync('/usr/include/ATen/ATen.h') || !lib) {
-    fail('libtorch not found: install it with `apt-get install -y libtorch-dev libopenblas0-pthread` (Debian 12+), or set TINYSEEK_LIBTORCH=/path/to/libtorch (a directory with include/ and lib/, e.g. a CUDA build)');
+    fail(
+      'libtorch not found: install it with `apt-get install -y libtorch-dev libopenblas0-pthread` (Debian 12+), or set TINYSEEK_LIBTORCH=/path/to/libtorch (a directory with include/ and lib/, e.g. a CUDA build)',
+    );
   }
   return { kind: 'debian', includes: ['/usr/include', '/usr/include/torch/csrc/api/include'], lib, abi: '1', cuda: false };
 }

@@ -9,12 +9,20 @@ import { loadPreset, parseConfig } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 
-const config = CorpusConfig.parse({ kind: 'search', tasks: { countdown: 1, multiplication: 1, wordproblems: 0 }, countdown: { minCount: 3, maxCount: 3, maxNumber: 20, promptFrame: 'compact' }, multiplication: { minDigitsA: 2, maxDigitsA: 2, minDigitsB: 2, maxDigitsB: 2, promptFrame: 'compact' } });
+const config = CorpusConfig.parse({
+  kind: 'search',
+  tasks: { countdown: 1, multiplication: 1, wordproblems: 0 },
+  countdown: { minCount: 3, maxCount: 3, maxNumber: 20, promptFrame: 'compact' },
+  multiplication: { minDigitsA: 2, maxDigitsA: 2, minDigitsB: 2, maxDigitsB: 2, promptFrame: 'compact' },
+});
 let tok: Tokenizer;
 let model: DeepSeekV3;
 
 before(() => {
-  tok = Tokenizer.train(generateCorpus(300, config).map((d) => d.text), { vocabSize: 400, splitDigits: true });
+  tok = Tokenizer.train(
+    generateCorpus(300, config).map((d) => d.text),
+    { vocabSize: 400, splitDigits: true },
+  );
   model = new DeepSeekV3(parseConfig({ ...loadPreset('tiny'), vocab_size: tok.vocabSize, max_position_embeddings: 512 }), { seed: 1 });
 });
 
@@ -29,7 +37,10 @@ describe('arithmetic probe', () => {
     const expected = problems.reduce((n, p) => n + [...referenceCompletion(p)!.matchAll(/(?<![\d+\-*/])\d+[+\-*/]\d+=\d+/g)].length, 0);
     assert.equal(a.problems, 10);
     assert.equal(a.overall.equations, expected);
-    assert.equal(a.overall.equations, Object.values(a.byOp).reduce((n, f) => n + f.equations, 0));
+    assert.equal(
+      a.overall.equations,
+      Object.values(a.byOp).reduce((n, f) => n + f.equations, 0),
+    );
     for (const f of [a.overall, ...Object.values(a.byOp)]) assert.ok(f.whole >= 0 && f.whole <= 1 && f.digits >= 0 && f.digits <= 1);
     assert.ok(a.byOp['*'].equations > 0 && a.byOp['+'].equations > 0);
     assert.ok(a.overall.whole < 0.5, 'an untrained model gets few results right');
@@ -37,7 +48,10 @@ describe('arithmetic probe', () => {
   });
 
   test('a tokenizer that groups digits is refused, naming the fix', () => {
-    const grouped = Tokenizer.train(generateCorpus(100, config).map((d) => d.text), { vocabSize: 400, splitDigits: false });
+    const grouped = Tokenizer.train(
+      generateCorpus(100, config).map((d) => d.text),
+      { vocabSize: 400, splitDigits: false },
+    );
     const m = new DeepSeekV3(parseConfig({ ...loadPreset('tiny'), vocab_size: grouped.vocabSize, max_position_embeddings: 512 }), { seed: 1 });
     const p = generateProblems('countdown', { seed: 0, split: 'heldout', n: 1, config: config.countdown });
     assert.throws(() => arithProbe(m, grouped, p), /one token per digit.*splitDigits/);

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Generator,
-  Tensor,
+  type Tensor,
   TorchError,
   backward,
   cat,
@@ -51,7 +51,10 @@ function gradcheck(shapes: Record<string, number[]>, f: (p: Params) => Tensor, s
   const g = new Generator(seed);
   const names = Object.keys(shapes);
   const init: Record<string, number[]> = {};
-  for (const k of names) init[k] = randn(shapes[k], { generator: g, dtype: 'float64' }).toArray().map((v) => v * scale);
+  for (const k of names)
+    init[k] = randn(shapes[k], { generator: g, dtype: 'float64' })
+      .toArray()
+      .map((v) => v * scale);
 
   // Analytic gradients.
   const leaves: Params = {};
@@ -98,7 +101,13 @@ function gradcheck(shapes: Record<string, number[]>, f: (p: Params) => Tensor, s
 
 describe('gradients against finite differences (float64)', () => {
   it('matmul, broadcast add, silu, reshape/permute, softmax, logsumexp, gather, indexSelect, mean', () => {
-    const idx = tensor([[[1], [4]], [[0], [2]]], { dtype: 'int64' });
+    const idx = tensor(
+      [
+        [[1], [4]],
+        [[0], [2]],
+      ],
+      { dtype: 'int64' },
+    );
     const ids = tensor([1, 3, 3, 0], { dtype: 'int64' });
     gradcheck(
       { x: [4, 3], W: [3, 5], b: [5], E: [6, 5] },
@@ -306,7 +315,10 @@ describe('grad modes', () => {
   it('inference tensors cannot be saved for backward later (TorchError, not a crash)', () => {
     const t = inferenceMode(() => ones([2], { dtype: 'float64' }));
     const x = tensor([1, 2], { dtype: 'float64', requiresGrad: true });
-    assert.throws(() => x.mul(t), (e: unknown) => e instanceof TorchError && /aten::mul/.test(e.message) && /Inference tensors/.test(e.message));
+    assert.throws(
+      () => x.mul(t),
+      (e: unknown) => e instanceof TorchError && /aten::mul/.test(e.message) && /Inference tensors/.test(e.message),
+    );
     assert.deepEqual(x.mul(t.clone()).toArray(), [1, 2], 'a clone is a normal tensor');
   });
 });
@@ -329,7 +341,13 @@ describe('backward errors and options', () => {
       (e: unknown) => e instanceof TorchError && /does not require grad/.test(e.message) && /noGrad/.test(e.message),
     );
     const x = tensor([1], { requiresGrad: true });
-    assert.throws(() => noGrad(() => x.mul(2)).sum().backward(), TorchError);
+    assert.throws(
+      () =>
+        noGrad(() => x.mul(2))
+          .sum()
+          .backward(),
+      TorchError,
+    );
   });
 
   it('retainGraph allows a second backward; without it libtorch refuses', () => {
@@ -347,16 +365,22 @@ describe('backward errors and options', () => {
 
   it('in-place on a leaf that requires grad is refused', () => {
     const x = tensor([1, 2], { requiresGrad: true });
-    assert.throws(() => x.add_(1), (e: unknown) => e instanceof TorchError && /aten::add_/.test(e.message) && /leaf Variable/.test(e.message));
+    assert.throws(
+      () => x.add_(1),
+      (e: unknown) => e instanceof TorchError && /aten::add_/.test(e.message) && /leaf Variable/.test(e.message),
+    );
     noGrad(() => x.add_(1)); // allowed without recording (as optimizers do)
     assert.deepEqual(x.toArray(), [2, 3]);
   });
 
   it('a gradient of the wrong shape is refused', () => {
     const x = tensor([1, 2, 3], { requiresGrad: true });
-    assert.throws(() => {
-      x.grad = ones([2]);
-    }, (e: unknown) => e instanceof TorchError && /does not match tensor shape \[3\]/.test(e.message));
+    assert.throws(
+      () => {
+        x.grad = ones([2]);
+      },
+      (e: unknown) => e instanceof TorchError && /does not match tensor shape \[3\]/.test(e.message),
+    );
     assert.throws(() => x.mul(2).backward(ones([2])), TorchError);
     assert.equal(x.grad, null);
   });

@@ -20,7 +20,10 @@ before(() => {
     'You are a careful assistant. What is 2 + 3? Add them: 2 + 3 = 5. And times 4? Now subtract 1.',
     'First, 20 - 1 = 19. 😀 中文 check: 19 + 1 = 20. The answer is 19. Let me think about the answer.',
   ];
-  tok = Tokenizer.train(Array.from({ length: 50 }, (_, i) => lines[i % 2]), { vocabSize: 420 });
+  tok = Tokenizer.train(
+    Array.from({ length: 50 }, (_, i) => lines[i % 2]),
+    { vocabSize: 420 },
+  );
 });
 
 describe('chat template', () => {
@@ -82,7 +85,10 @@ describe('chat template', () => {
   test('ids equal encode(renderChat(…), { allowSpecial: true }) for ordinary text', () => {
     const msgs: ChatMessage[] = [...conversation, { role: 'assistant', content: 'It is 19.', reasoning_content: 'First, 20 - 1 = 19.' }];
     assert.deepEqual(encodeChat(tok, msgs).ids, tok.encode(renderChat(msgs), { allowSpecial: true }));
-    assert.deepEqual(encodeChat(tok, conversation, { addGenerationPrompt: true }).ids, tok.encode(renderChat(conversation, { addGenerationPrompt: true }), { allowSpecial: true }));
+    assert.deepEqual(
+      encodeChat(tok, conversation, { addGenerationPrompt: true }).ids,
+      tok.encode(renderChat(conversation, { addGenerationPrompt: true }), { allowSpecial: true }),
+    );
   });
 
   test('the generation prompt is an exact token prefix of the conversation with the reply added', () => {
@@ -189,9 +195,15 @@ describe('reasoning split', () => {
       const dec = tok.createDecoder();
       const deltas = ids.map((id) => dec.push(id));
       deltas.push(dec.flush());
-      assert.ok(deltas.some((d) => d === ''), 'some tokens end inside a multi-byte character');
+      assert.ok(
+        deltas.some((d) => d === ''),
+        'some tokens end inside a multi-byte character',
+      );
       assert.deepEqual(runStream(deltas, start), splitReasoning(text, { startInReasoning: start }));
-      assert.deepEqual(runStream(deltas, start), { reasoning: 'First, 20 - 1 = 19. 😀 中文 check: 19 + 1 = 20.', content: 'The answer is <answer>19</answer>.' });
+      assert.deepEqual(runStream(deltas, start), {
+        reasoning: 'First, 20 - 1 = 19. 😀 中文 check: 19 + 1 = 20.',
+        content: 'The answer is <answer>19</answer>.',
+      });
     }
   });
 });

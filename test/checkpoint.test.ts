@@ -39,7 +39,10 @@ function model(seed: number): DeepSeekV3 {
 }
 
 function logits(m: DeepSeekV3): Float32Array {
-  return m.forward(tensor(IDS, { dtype: 'int64' })).logits.float().toTypedArray() as Float32Array;
+  return m
+    .forward(tensor(IDS, { dtype: 'int64' }))
+    .logits.float()
+    .toTypedArray() as Float32Array;
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -161,7 +164,10 @@ describe('save and load', () => {
     assert.ok(!files.includes(WEIGHTS_FILE));
     const shards = files.filter((f) => f.endsWith('.safetensors'));
     const pad = String(n).padStart(5, '0');
-    assert.deepEqual(shards, Array.from({ length: n }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${pad}.safetensors`));
+    assert.deepEqual(
+      shards,
+      Array.from({ length: n }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${pad}.safetensors`),
+    );
 
     const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8'));
     assert.deepEqual(Object.keys(index), ['metadata', 'weight_map']);
@@ -315,14 +321,16 @@ function writeFp8(dir: string, block: [number, number], o: { dropScale?: string;
     for (let bi = 0; bi < nr; bi++) {
       for (let bj = 0; bj < nc; bj++) {
         let max = 0;
-        for (let i = bi * br; i < Math.min(R, (bi + 1) * br); i++) for (let j = bj * bc; j < Math.min(C, (bj + 1) * bc); j++) max = Math.max(max, Math.abs(w[i * C + j]));
+        for (let i = bi * br; i < Math.min(R, (bi + 1) * br); i++)
+          for (let j = bj * bc; j < Math.min(C, (bj + 1) * bc); j++) max = Math.max(max, Math.abs(w[i * C + j]));
         const s = Math.fround(max > 0 ? max / 448 : 1);
         scales[bi * nc + bj] = s;
-        for (let i = bi * br; i < Math.min(R, (bi + 1) * br); i++) for (let j = bj * bc; j < Math.min(C, (bj + 1) * bc); j++) q[i * C + j] = encodeE4M3(w[i * C + j] / s);
+        for (let i = bi * br; i < Math.min(R, (bi + 1) * br); i++)
+          for (let j = bj * bc; j < Math.min(C, (bj + 1) * bc); j++) q[i * C + j] = encodeE4M3(w[i * C + j] / s);
       }
     }
     entries.push({ name, dtype: 'F8_E4M3', shape: [R, C], bytes: q });
-    if (name + '_scale_inv' !== o.dropScale) {
+    if (`${name}_scale_inv` !== o.dropScale) {
       entries.push({ name: `${name}_scale_inv`, dtype: 'F32', shape: [nr, nc], bytes: new Uint8Array(scales.buffer) });
     }
   }
@@ -444,7 +452,10 @@ describe('FP8 (E4M3 with block scales)', () => {
       () => loadCheckpoint(dir),
       (e) => {
         assert.deepEqual(e.missing, ['model.layers.1.mlp.experts.3.up_proj.weight_scale_inv']);
-        assert.match(e.message, /FP8 weight model\.layers\.1\.mlp\.experts\.3\.up_proj\.weight \(F8_E4M3\) has no model\.layers\.1\.mlp\.experts\.3\.up_proj\.weight_scale_inv/);
+        assert.match(
+          e.message,
+          /FP8 weight model\.layers\.1\.mlp\.experts\.3\.up_proj\.weight \(F8_E4M3\) has no model\.layers\.1\.mlp\.experts\.3\.up_proj\.weight_scale_inv/,
+        );
       },
     );
   });
@@ -520,7 +531,14 @@ describe('broken checkpoints', () => {
   test('a truncated shard surfaces as a SafetensorsError naming the file', async () => {
     const dir = fresh('truncated');
     await saveCheckpoint(dir, ref, { maxShardBytes: 100_000 });
-    const shard = path.join(dir, 'model-00002-of-' + fs.readdirSync(dir).find((f) => f.startsWith('model-00001-of-'))?.slice(15));
+    const shard = path.join(
+      dir,
+      'model-00002-of-' +
+        fs
+          .readdirSync(dir)
+          .find((f) => f.startsWith('model-00001-of-'))
+          ?.slice(15),
+    );
     fs.truncateSync(shard, fs.statSync(shard).size - 100);
     const m = model(1);
     const before = logits(m);
@@ -558,7 +576,10 @@ describe('broken checkpoints', () => {
       () => loadCheckpoint(dir2),
       (e) => {
         assert.ok(e.missing.includes(name));
-        assert.ok(e.problems.some((p) => p.includes(wrong) && p.includes(name)), e.message);
+        assert.ok(
+          e.problems.some((p) => p.includes(wrong) && p.includes(name)),
+          e.message,
+        );
       },
     );
   });
@@ -607,7 +628,10 @@ describe('atomic save', () => {
       throw new Error('simulated disk failure');
     };
     await assert.rejects(saveCheckpoint(dir, other, { maxShardBytes: 100_000 }), /simulated disk failure/);
-    assert.ok(seenInTemp.includes('config.json') && seenInTemp.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length >= 2, `half-way: ${seenInTemp.join(', ')}`);
+    assert.ok(
+      seenInTemp.includes('config.json') && seenInTemp.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length >= 2,
+      `half-way: ${seenInTemp.join(', ')}`,
+    );
     assert.deepEqual(fs.readdirSync(dir).sort(), before);
     assert.deepEqual(leftovers(dir), [], 'no temp directory left behind');
     assert.deepEqual(logits(loadCheckpoint(dir)), refLogits, 'the previous checkpoint still loads');

@@ -106,9 +106,13 @@ describe('corpus', () => {
   test('the knobs move the mix', () => {
     const only = generateCorpus(300, { seed: 0, factsShare: 0, tasks: { countdown: 1, multiplication: 0, wordproblems: 0 } });
     assert.ok(only.every((d) => d.task === 'countdown'));
-    const right = corpusAccuracy(generateCorpus(300, { seed: 0, factsShare: 0, styles: { direct: 0, search: 1, slip: 0, selfCorrect: 0, wrongThing: 0, giveUp: 0 }, findProb: 1 }));
+    const right = corpusAccuracy(
+      generateCorpus(300, { seed: 0, factsShare: 0, styles: { direct: 0, search: 1, slip: 0, selfCorrect: 0, wrongThing: 0, giveUp: 0 }, findProb: 1 }),
+    );
     assert.equal(right.overall.accuracy, 1);
-    const wrong = corpusAccuracy(generateCorpus(300, { seed: 0, factsShare: 0, styles: { direct: 0, search: 0, slip: 1, selfCorrect: 0, wrongThing: 0, giveUp: 0 } }));
+    const wrong = corpusAccuracy(
+      generateCorpus(300, { seed: 0, factsShare: 0, styles: { direct: 0, search: 0, slip: 1, selfCorrect: 0, wrongThing: 0, giveUp: 0 } }),
+    );
     assert.ok(wrong.overall.accuracy < 0.1);
     assert.ok(generateCorpus(100, { seed: 0, factsShare: 1 }).every((d) => d.kind === 'facts'));
   });

@@ -140,9 +140,15 @@ describe('arithmetic evaluator', () => {
 
   test('never throws on any string', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.array(fc.constantFrom('(', ')', '-', '+', '*', '/', '1', ' ', '.'), { maxLength: 300 }).map((a) => a.join(''))), (s) => {
-        evalArith(s);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          fc.array(fc.constantFrom('(', ')', '-', '+', '*', '/', '1', ' ', '.'), { maxLength: 300 }).map((a) => a.join('')),
+        ),
+        (s) => {
+          evalArith(s);
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -166,22 +172,37 @@ describe('seeded PRNG', () => {
     const c = new Rng(42, 'y');
     const d = new Rng(43, 'x');
     const sa = Array.from({ length: 20 }, () => a.nextU32());
-    assert.deepEqual(sa, Array.from({ length: 20 }, () => b.nextU32()));
-    assert.notDeepEqual(sa, Array.from({ length: 20 }, () => c.nextU32()));
-    assert.notDeepEqual(sa, Array.from({ length: 20 }, () => d.nextU32()));
+    assert.deepEqual(
+      sa,
+      Array.from({ length: 20 }, () => b.nextU32()),
+    );
+    assert.notDeepEqual(
+      sa,
+      Array.from({ length: 20 }, () => c.nextU32()),
+    );
+    assert.notDeepEqual(
+      sa,
+      Array.from({ length: 20 }, () => d.nextU32()),
+    );
     assert.notDeepEqual(new Rng('ab').nextU32(), new Rng('a', 'b').nextU32());
   });
 
   test('the stream is pinned (a change to the generator would reshuffle every dataset)', () => {
     const r = new Rng(0);
-    assert.deepEqual(Array.from({ length: 4 }, () => r.nextU32()), PINNED);
+    assert.deepEqual(
+      Array.from({ length: 4 }, () => r.nextU32()),
+      PINNED,
+    );
   });
 
   test('state save / restore continues the same stream', () => {
     const a = new Rng(7);
     for (let i = 0; i < 10; i++) a.nextU32();
     const b = Rng.fromState(a.getState());
-    assert.deepEqual(Array.from({ length: 10 }, () => a.float()), Array.from({ length: 10 }, () => b.float()));
+    assert.deepEqual(
+      Array.from({ length: 10 }, () => a.float()),
+      Array.from({ length: 10 }, () => b.float()),
+    );
   });
 
   test('int() is unbiased and in range; float() in [0, 1)', () => {

@@ -33,7 +33,8 @@ describe('tinyseek data', () => {
   test('countdown --n 3 prints prompts with their reference answers', async () => {
     const { out } = await run('data', 'countdown', '--n', '3');
     assert.equal(out.match(/A conversation between User and Assistant/g)?.length, 3);
-    for (const p of generateProblems('countdown', { seed: 0, split: 'train', n: 3 })) assert.ok(out.includes(`reference answer: <answer>${referenceAnswerOf(p)}</answer>`));
+    for (const p of generateProblems('countdown', { seed: 0, split: 'train', n: 3 }))
+      assert.ok(out.includes(`reference answer: <answer>${referenceAnswerOf(p)}</answer>`));
   });
 
   test('--split heldout --seed, other tasks, --json', async () => {

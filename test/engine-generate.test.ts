@@ -35,7 +35,10 @@ function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
 
 function sameAs(got: GenerateResult, row: number, want: GenerateResult, wantRow: number, what: string): void {
   assert.deepEqual(got.tokens[row], want.tokens[wantRow], `${what}: tokens`);
-  assert.ok(maxAbsDiff(got.logprobs[row], want.logprobs[wantRow]) < 1e-9, `${what}: logprobs differ by ${maxAbsDiff(got.logprobs[row], want.logprobs[wantRow])}`);
+  assert.ok(
+    maxAbsDiff(got.logprobs[row], want.logprobs[wantRow]) < 1e-9,
+    `${what}: logprobs differ by ${maxAbsDiff(got.logprobs[row], want.logprobs[wantRow])}`,
+  );
   assert.equal(got.finishReason[row], want.finishReason[wantRow], `${what}: finish reason`);
 }
 
@@ -46,10 +49,29 @@ describe('batched generation', () => {
     assert.deepEqual([...l.padLeft], [0, 2, 1]);
     tidy(() => {
       const t = layoutTensors(l, 5, 'cpu');
-      assert.deepEqual(t.positions!.tolist(), [[0, 1, 2], [0, 0, 0], [0, 0, 1]]);
-      assert.deepEqual(t.keyPadding!.tolist(), [[false, false, false, false, false], [true, true, false, false, false], [true, false, false, false, false]]);
+      assert.deepEqual(t.positions!.tolist(), [
+        [0, 1, 2],
+        [0, 0, 0],
+        [0, 0, 1],
+      ]);
+      assert.deepEqual(t.keyPadding!.tolist(), [
+        [false, false, false, false, false],
+        [true, true, false, false, false],
+        [true, false, false, false, false],
+      ]);
       assert.deepEqual(t.negPadLeft!.add(4).tolist(), [[4], [2], [3]], 'a decoding step at column 4');
-      const same = layoutTensors(leftPad([[1, 2], [3, 4]], 0, 256), 4, 'cpu');
+      const same = layoutTensors(
+        leftPad(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          0,
+          256,
+        ),
+        4,
+        'cpu',
+      );
       assert.equal(same.positions, null, 'no padding: position = column, no mask');
     });
   });
@@ -63,7 +85,10 @@ describe('batched generation', () => {
       const o = { maxNewTokens: 12, temperature: 0, eosIds: [], mla, compact: false } as const;
       const batch = generate(m, PROMPTS, o);
       PROMPTS.forEach((p, i) => sameAs(batch, i, generate(m, [p], o), 0, `prompt ${i}`));
-      assert.deepEqual(batch.promptLengths, PROMPTS.map((p) => p.length));
+      assert.deepEqual(
+        batch.promptLengths,
+        PROMPTS.map((p) => p.length),
+      );
       assert.ok(batch.finishReason.every((r) => r === 'length') && batch.tokens.every((t) => t.length === 12));
     });
   }
@@ -75,15 +100,24 @@ describe('batched generation', () => {
       tidy(() => {
         PROMPTS.forEach((p, i) => {
           const ids = [...p, ...r.tokens[i]];
-          const logp = model.forward(tensor([ids], { dtype: 'int64' })).logits.logSoftmax(-1).select(0, 0); // (S, V)
+          const logp = model
+            .forward(tensor([ids], { dtype: 'int64' }))
+            .logits.logSoftmax(-1)
+            .select(0, 0); // (S, V)
           const rows = logp.narrow(0, p.length - 1, r.tokens[i].length); // (n, V): predictions of the completion
-          const want = rows.gather(1, tensor(r.tokens[i], { dtype: 'int64' }).unsqueeze(1)).squeeze(1).toArray();
+          const want = rows
+            .gather(1, tensor(r.tokens[i], { dtype: 'int64' }).unsqueeze(1))
+            .squeeze(1)
+            .toArray();
           assert.ok(maxAbsDiff(r.logprobs[i], want) < 1e-9, `row ${i}`);
           const h = rows.exp().mul(rows).sum(-1).neg().toArray();
           assert.ok(maxAbsDiff(r.entropies![i], h) < 1e-9, `row ${i} entropy`);
           // log q: the processed distribution (temperature, then top-k and top-p) the ids were drawn from
           const q = new Sampler(o).process(rows, { seen: null }).logSoftmax(-1);
-          const wantQ = q.gather(1, tensor(r.tokens[i], { dtype: 'int64' }).unsqueeze(1)).squeeze(1).toArray();
+          const wantQ = q
+            .gather(1, tensor(r.tokens[i], { dtype: 'int64' }).unsqueeze(1))
+            .squeeze(1)
+            .toArray();
           assert.ok(maxAbsDiff(r.samplingLogprobs![i], wantQ) < 1e-9, `row ${i} sampling logprobs`);
         });
       }),
@@ -94,10 +128,18 @@ describe('batched generation', () => {
     const G = 3;
     const o = { maxNewTokens: 8, temperature: 0, eosIds: [], compact: false } as const;
     const shared = generate(model, PROMPTS, { ...o, groupSize: G });
-    const copies = generate(model, PROMPTS.flatMap((p) => Array.from({ length: G }, () => p)), o);
+    const copies = generate(
+      model,
+      PROMPTS.flatMap((p) => Array.from({ length: G }, () => p)),
+      o,
+    );
     assert.equal(shared.tokens.length, PROMPTS.length * G);
     for (let r = 0; r < PROMPTS.length * G; r++) sameAs(shared, r, copies, r, `row ${r}`);
-    assert.equal(shared.stats.promptTokens, PROMPTS.reduce((a, p) => a + p.length, 0), 'each prompt prefilled once');
+    assert.equal(
+      shared.stats.promptTokens,
+      PROMPTS.reduce((a, p) => a + p.length, 0),
+      'each prompt prefilled once',
+    );
     // sampled groups: rows of one prompt differ, and a seed reproduces them
     const s1 = generate(model, [PROMPTS[0]], { maxNewTokens: 8, temperature: 1, seed: 9, groupSize: 4, eosIds: [] });
     const s2 = generate(model, [PROMPTS[0]], { maxNewTokens: 8, temperature: 1, seed: 9, groupSize: 4, eosIds: [] });
@@ -145,7 +187,10 @@ describe('batched generation', () => {
     assert.ok(compacted.stats.compactions > 0, 'the batch was compacted');
     assert.equal(plain.stats.compactions, 0);
     PROMPTS.forEach((_, i) => sameAs(compacted, i, plain, i, `row ${i}`));
-    assert.equal(compacted.stats.generatedTokens, compacted.tokens.reduce((a, t) => a + t.length, 0));
+    assert.equal(
+      compacted.stats.generatedTokens,
+      compacted.tokens.reduce((a, t) => a + t.length, 0),
+    );
   });
 
   test('streaming yields every id as it is made; the return value is the result', async () => {
@@ -180,7 +225,11 @@ describe('batched generation', () => {
     generate(m, PROMPTS, { maxNewTokens: 5, seed: 2, groupSize: 2, repetitionPenalty: 1.3, samplingLogprobs: true, entropy: true });
     assert.equal(memoryStats().liveTensors, before);
     assert.equal(m.training, true);
-    for (const l of m.moeLayers()) assert.ok(l.load().tokens.every((n) => n === 0), 'generation does not count toward the expert load');
+    for (const l of m.moeLayers())
+      assert.ok(
+        l.load().tokens.every((n) => n === 0),
+        'generation does not count toward the expert load',
+      );
   });
 
   test('the repetition penalty changes greedy choices away from repeats', () => {

@@ -28,9 +28,17 @@ describe('logits processors', () => {
         [9, 0, 8, 7, 6],
         [1, 3, 3, 0, 2],
       ]);
-      assert.deepEqual(kept(topK(2)(x, NO_STATE)), [[1, 3], [0, 2], [1, 2]]);
+      assert.deepEqual(kept(topK(2)(x, NO_STATE)), [
+        [1, 3],
+        [0, 2],
+        [1, 2],
+      ]);
       assert.deepEqual(kept(topK(1)(x, NO_STATE)), [[1], [0], [1, 2]]);
-      assert.deepEqual(kept(topK(9)(x, NO_STATE)), [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]);
+      assert.deepEqual(kept(topK(9)(x, NO_STATE)), [
+        [0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4],
+      ]);
       // kept values are unchanged
       assert.deepEqual(rows(topK(2)(x, NO_STATE))[0], [-Infinity, 5, -Infinity, 4, -Infinity]);
     });
@@ -57,11 +65,25 @@ describe('logits processors', () => {
       const x = tensor([[0.15, 0.5, 0.1, 0.25].map(Math.log), [0.05, 0.05, 0.3, 0.6].map(Math.log)], { dtype: 'float64' });
       // after top-2: row 0 {1: 2/3, 3: 1/3}, row 1 {3: 2/3, 2: 1/3}
       assert.deepEqual(kept(topKTopP(2, 0.6)(x, NO_STATE)), [[1], [3]]);
-      assert.deepEqual(kept(topKTopP(2, 0.7)(x, NO_STATE)), [[1, 3], [2, 3]]);
-      assert.deepEqual(kept(topKTopP(3, 0.8)(x, NO_STATE)), [[1, 3], [2, 3]]); // renormalised over 3: 5/9 + 5/18 = 0.83 ≥ 0.8
-      assert.deepEqual(kept(topKTopP(3, 0.85)(x, NO_STATE)), [[0, 1, 3], [2, 3]]);
+      assert.deepEqual(kept(topKTopP(2, 0.7)(x, NO_STATE)), [
+        [1, 3],
+        [2, 3],
+      ]);
+      assert.deepEqual(kept(topKTopP(3, 0.8)(x, NO_STATE)), [
+        [1, 3],
+        [2, 3],
+      ]); // renormalised over 3: 5/9 + 5/18 = 0.83 ≥ 0.8
+      assert.deepEqual(kept(topKTopP(3, 0.85)(x, NO_STATE)), [
+        [0, 1, 3],
+        [2, 3],
+      ]);
       const r = randn([16, 300], { generator: new Generator(8), dtype: 'float64' });
-      for (const [k, p] of [[5, 0.5], [40, 0.9], [300, 0.7], [1, 0.3]] as const) {
+      for (const [k, p] of [
+        [5, 0.5],
+        [40, 0.9],
+        [300, 0.7],
+        [1, 0.3],
+      ] as const) {
         assert.deepEqual(rows(topKTopP(k, p)(r, NO_STATE)), rows(topP(p)(topK(k)(r, NO_STATE), NO_STATE)), `k ${k} p ${p}`);
       }
     });

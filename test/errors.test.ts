@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import {
   DisposedTensorError,
   Generator,
-  Tensor,
+  type Tensor,
   TorchError,
   arange,
   backward,
@@ -39,7 +39,13 @@ import {
 
 /** The engine still works: a simple op gives the right answer. */
 function assertAlive(): void {
-  assert.deepEqual(tensor([1, 2]).add(tensor([10, 20])).toArray(), [11, 22], 'a simple op works after the error');
+  assert.deepEqual(
+    tensor([1, 2])
+      .add(tensor([10, 20]))
+      .toArray(),
+    [11, 22],
+    'a simple op works after the error',
+  );
   assert.equal(scopeDepth(), 0, 'no tidy() scope left open');
 }
 
@@ -174,7 +180,11 @@ describe('invalid values (TorchError)', () => {
 
   it('sampling and counting', () => {
     assertTorchError(() => tensor([-1, 2]).multinomial(1), 'aten::multinomial', /element < 0/);
-    assertTorchError(() => tensor([1, 2]).multinomial(3, false), 'aten::multinomial', /cannot sample n_sample > prob_dist.size\(-1\) samples without replacement/);
+    assertTorchError(
+      () => tensor([1, 2]).multinomial(3, false),
+      'aten::multinomial',
+      /cannot sample n_sample > prob_dist.size\(-1\) samples without replacement/,
+    );
     assertTorchError(() => i64([-1, 2]).bincount(), 'aten::bincount', /non-negative/);
   });
 
@@ -204,23 +214,31 @@ describe('callOp: operator names and operands', () => {
   });
 
   it('a number where the schema expects a Tensor: the message quotes the schema', () => {
-    const e = assertTorchError(
-      () => callOp('aten::add', 'Tensor', [ones([2]), 3]),
-      'aten::add.Tensor',
-      /argument 1 'other' expects Tensor, got int/,
-    );
+    const e = assertTorchError(() => callOp('aten::add', 'Tensor', [ones([2]), 3]), 'aten::add.Tensor', /argument 1 'other' expects Tensor, got int/);
     assert.ok(e.message.includes('[schema: aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor]'), e.message);
   });
 
   it('other wrong operand kinds', () => {
-    assertTorchError(() => callOp('aten::sum', 'dim_IntList', [ones([2, 3]), 'x']), 'aten::sum.dim_IntList', /argument 1 'dim' expects int\[\], got str \[schema: aten::sum\.dim_IntList\(/);
-    assertTorchError(() => callOp('aten::reshape', '', [ones([2, 3]), ones([2])]), 'aten::reshape', /argument 1 'shape' expects int\[\], got Tensor \[schema: /);
+    assertTorchError(
+      () => callOp('aten::sum', 'dim_IntList', [ones([2, 3]), 'x']),
+      'aten::sum.dim_IntList',
+      /argument 1 'dim' expects int\[\], got str \[schema: aten::sum\.dim_IntList\(/,
+    );
+    assertTorchError(
+      () => callOp('aten::reshape', '', [ones([2, 3]), ones([2])]),
+      'aten::reshape',
+      /argument 1 'shape' expects int\[\], got Tensor \[schema: /,
+    );
     assertTorchError(() => callOp('aten::select', 'int', [ones([2, 3]), { float: 0.5 }, 0]), 'aten::select.int', /argument 1 'dim' expects int, got float/);
     assertTorchError(() => callOp('aten::neg', '', [[ones([2])]]), 'aten::neg', /argument 0 'self' expects Tensor, got Tensor\[\]/);
   });
 
   it('too many operands', () => {
-    assertTorchError(() => callOp('aten::neg', '', [ones([2]), ones([2])]), 'aten::neg', /too many arguments: the schema takes 1 \[schema: aten::neg\(Tensor self\) -> Tensor\]/);
+    assertTorchError(
+      () => callOp('aten::neg', '', [ones([2]), ones([2])]),
+      'aten::neg',
+      /too many arguments: the schema takes 1 \[schema: aten::neg\(Tensor self\) -> Tensor\]/,
+    );
   });
 
   it('a missing operand without a default', () => {

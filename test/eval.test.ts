@@ -35,7 +35,9 @@ describe('pass@k (Chen et al. 2021)', () => {
   });
 
   test('equals 1 − C(n−c, k)/C(n, k) everywhere on small n', () => {
-    for (let n = 1; n <= 12; n++) for (let c = 0; c <= n; c++) for (let k = 1; k <= n; k++) close(passAtK(n, c, k), n - c < k ? 1 : 1 - binom(n - c, k) / binom(n, k), `n ${n} c ${c} k ${k}`);
+    for (let n = 1; n <= 12; n++)
+      for (let c = 0; c <= n; c++)
+        for (let k = 1; k <= n; k++) close(passAtK(n, c, k), n - c < k ? 1 : 1 - binom(n - c, k) / binom(n, k), `n ${n} c ${c} k ${k}`);
   });
 
   test('bad arguments and the default ks', () => {
@@ -105,7 +107,11 @@ function wellFormedReport(r: EvalReport, problems: number, samples: number, maxN
   assert.equal(r.samples, samples);
   for (const v of [r.pass1, r.majority, r.meanReward, r.truncatedShare, r.wellFormedShare, ...Object.values(r.passAtK)]) assert.ok(v >= 0 && v <= 1, String(v));
   assert.ok(r.meanCompletionTokens >= 1 && r.meanCompletionTokens <= maxNewTokens);
-  close(Object.values(r.reasons).reduce((a, b) => a + (b ?? 0), 0), 1, 'reasons sum to 1');
+  close(
+    Object.values(r.reasons).reduce((a, b) => a + (b ?? 0), 0),
+    1,
+    'reasons sum to 1',
+  );
   assert.ok(r.pass1 <= r.passAtK[String(samples)] + 1e-12 && r.majority <= r.passAtK[String(samples)] + 1e-12);
   assert.ok(r.tokensPerSecond > 0 && r.generatedTokens > 0);
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'JSON-serialisable');
@@ -143,7 +149,10 @@ describe('evaluate()', () => {
   test('a tokenizer larger than the model is a clear error', async () => {
     const small = new DeepSeekV3(loadPreset('tiny'), { seed: 0 });
     await assert.rejects(evaluate(small, tok, { n: 1 }), /the tokenizer has 512 ids but the model's vocabulary only 256/);
-    await assert.rejects(evaluate(model, tok, { problems: generateProblems('countdown', { seed: 0, split: 'heldout', n: 1 }), n: 1, samples: 2, temperature: 1, ks: [3] }), /pass@3 needs 1 ≤ k ≤ samples \(2\)/);
+    await assert.rejects(
+      evaluate(model, tok, { problems: generateProblems('countdown', { seed: 0, split: 'heldout', n: 1 }), n: 1, samples: 2, temperature: 1, ks: [3] }),
+      /pass@3 needs 1 ≤ k ≤ samples \(2\)/,
+    );
   });
 });
 
@@ -169,7 +178,22 @@ describe('tinyseek eval', () => {
     const ckpt = join(dir, 'ckpt');
     await saveCheckpoint(ckpt, model);
     tok.save(join(ckpt, 'tokenizer.json'));
-    const out = await run('eval', '--checkpoint', ckpt, '--task', 'countdown', '--n', '3', '--samples', '2', '--temperature', '0.6', '--max-new-tokens', '8', '--json');
+    const out = await run(
+      'eval',
+      '--checkpoint',
+      ckpt,
+      '--task',
+      'countdown',
+      '--n',
+      '3',
+      '--samples',
+      '2',
+      '--temperature',
+      '0.6',
+      '--max-new-tokens',
+      '8',
+      '--json',
+    );
     const r = JSON.parse(out) as EvalReport;
     wellFormedReport(r, 3, 2, 8);
     assert.equal(r.temperature, 0.6);
@@ -178,7 +202,10 @@ describe('tinyseek eval', () => {
     assert.match(text, /pass@1 +\d+\.\d%/);
     assert.match(text, /majority vote +\d+\.\d%/);
     assert.match(text, /── example 1: reward /);
-    await assert.rejects(run('eval', '--checkpoint', join(dir, 'nowhere'), '--n', '1'), /no tokenizer given and .*tokenizer\.json does not exist/);
+    await assert.rejects(
+      run('eval', '--checkpoint', join(dir, 'nowhere'), '--n', '1'),
+      /checkpoint directory .*nowhere does not exist; pass a directory with config.json/,
+    );
     await assert.rejects(run('eval', '--checkpoint', ckpt, '--task', 'chess'), /expected one of countdown, multiplication, wordproblems/);
   });
 });
@@ -191,7 +218,10 @@ describe('copy probe', () => {
     const r = copyProbe(model, tok, [...cd, ...mu]);
     assert.equal(r.problems, 5);
     const digitsOf = (s: string): number => tok.encode(s).filter((id) => /^[0-9]+$/.test(tok.decode([id]))).length;
-    assert.equal(r.digits, [...cd, ...mu].reduce((a, p) => a + digitsOf(restatement(p)!), 0));
+    assert.equal(
+      r.digits,
+      [...cd, ...mu].reduce((a, p) => a + digitsOf(restatement(p)!), 0),
+    );
     assert.ok(r.digitAccuracy >= 0 && r.digitAccuracy <= 1 && r.exactShare >= 0 && r.exactShare <= 1);
     assert.throws(() => copyProbe(model, tok, generateProblems('wordproblems', { seed: 0, split: 'heldout', n: 1 })), /no problem of a task with numbers/);
   });

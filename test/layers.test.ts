@@ -10,7 +10,22 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 const SRC = path.join(import.meta.dirname, '..', 'src');
-const RANK: Record<string, number> = { core: 0, nn: 1, io: 2, model: 3, tokenizer: 4, data: 5, engine: 6, eval: 7, run: 8, train: 9, rl: 9, jobs: 10, server: 11, cli: 12 };
+const RANK: Record<string, number> = {
+  core: 0,
+  nn: 1,
+  io: 2,
+  model: 3,
+  tokenizer: 4,
+  data: 5,
+  engine: 6,
+  eval: 7,
+  run: 8,
+  train: 9,
+  rl: 9,
+  jobs: 10,
+  server: 11,
+  cli: 12,
+};
 
 function sourceFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

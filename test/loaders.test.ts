@@ -70,7 +70,7 @@ describe('JSONL task files', () => {
     ]);
   });
 
-  test('rows in TinyZero\'s schema become the same task objects', async () => {
+  test("rows in TinyZero's schema become the same task objects", async () => {
     const path = join(dir, 'good.jsonl');
     writeFileSync(path, `${good.map((r) => JSON.stringify(r)).join('\n')}\n\n`);
     const { problems, rows, report } = await loadCountdownFile(path);
@@ -91,7 +91,16 @@ describe('JSONL task files', () => {
     assert.deepEqual(problems[0].nums, [2, 3]);
   });
 
-  const corrupt = [JSON.stringify(good[0]), '{"target": 10, "nums": [1, "two", 3]}', '{not json', JSON.stringify(good[1]), '{"nums": [1, 2]}', '[1, 2, 3]', '{"target": 3.5, "nums": [1]}', '{"target": 3, "nums": [-1, 4]}'];
+  const corrupt = [
+    JSON.stringify(good[0]),
+    '{"target": 10, "nums": [1, "two", 3]}',
+    '{not json',
+    JSON.stringify(good[1]),
+    '{"nums": [1, 2]}',
+    '[1, 2, 3]',
+    '{"target": 3.5, "nums": [1]}',
+    '{"target": 3, "nums": [-1, 4]}',
+  ];
 
   test('stop mode: the first bad row throws with its line number and field', async () => {
     const path = join(dir, 'bad.jsonl');
@@ -141,7 +150,15 @@ describe('parquet task files', () => {
       filename: path,
       columnData: [
         { name: 'target', data: [98n, 10n, 5n, 24n], type: 'INT64' },
-        { name: 'nums', data: [[44, 19, 35], [1, 2, 3, 4], [1, null, 3], [3, 3, 8, 8]] },
+        {
+          name: 'nums',
+          data: [
+            [44, 19, 35],
+            [1, 2, 3, 4],
+            [1, null, 3],
+            [3, 3, 8, 8],
+          ],
+        },
       ],
     });
     const skip = await loadCountdownFile(path, { onBadRow: 'skip' });
@@ -408,7 +425,10 @@ describe('shuffling and cursors', () => {
   test('Fisher–Yates permutations: deterministic by (seed, epoch), a permutation, different per epoch', () => {
     const p0 = epochPermutation(100, 'seed', 0);
     assert.deepEqual(p0, epochPermutation(100, 'seed', 0));
-    assert.deepEqual([...p0].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(
+      [...p0].sort((a, b) => a - b),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
     assert.notDeepEqual(p0, epochPermutation(100, 'seed', 1));
     assert.notDeepEqual(p0, epochPermutation(100, 'other', 0));
   });

@@ -33,7 +33,7 @@ describe('progress', () => {
       lines.map((l) => l.slice(0, 16)),
       ['step  1/10 (10.0', 'step  4/10 (40.0', 'eval: val_loss 2', 'step  8/10 (80.0', 'step 10/10 (100.'],
     );
-    assert.match(lines[0], /^step  1\/10 \(10\.0%\) \| loss 4\.9000 \| 2,500 tok\/s \| lr 0\.001000 \| ETA \?$/);
+    assert.match(lines[0], /^step {2}1\/10 \(10\.0%\) \| loss 4\.9000 \| 2,500 tok\/s \| lr 0\.001000 \| ETA \?$/);
     assert.match(lines[3], /\| ETA \d+s$/);
     assert.match(lines[4], /ETA done$/);
     assert.ok(!out.text.includes('\x1b'), 'no escape sequences in plain mode');
@@ -47,7 +47,7 @@ describe('progress', () => {
     p.stop();
     const lines = out.text.trimEnd().split('\n');
     assert.equal(lines.length, 2);
-    assert.match(lines[1], /^\[pretrain\] step   7\/100 \(7\.0%\) \| loss 2\.5000 \| 1,000 tok\/s \| ETA/);
+    assert.match(lines[1], /^\[pretrain\] step {3}7\/100 \(7\.0%\) \| loss 2\.5000 \| 1,000 tok\/s \| ETA/);
   });
 
   test('on a terminal: a cli-progress bar, log lines above it', () => {
@@ -65,7 +65,7 @@ describe('progress', () => {
   });
 
   test('a process whose stdout is a pipe gets plain lines, and the bar does not keep it alive', () => {
-    const mod = fileURLToPath(new URL('../src/train/progress.ts', import.meta.url));
+    const mod = fileURLToPath(new URL('../src/run/progress.ts', import.meta.url));
     const script = `
       import { createProgress } from ${JSON.stringify(mod)};
       const p = createProgress({ total: 6, every: 2 });

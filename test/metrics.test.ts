@@ -104,7 +104,7 @@ describe('readMetrics', () => {
 
   test('a bad line before the end is an error naming it, or skipped when lenient; blank lines are ignored', () => {
     const file = fresh();
-    writeFileSync(file, formatMetricLine(record(1)) + '\n{"step": 2, "loss"\n' + formatMetricLine(record(3)));
+    writeFileSync(file, `${formatMetricLine(record(1))}\n{"step": 2, "loss"\n${formatMetricLine(record(3))}`);
     assert.throws(() => readMetrics(file), /m\d+\.jsonl:3: not a JSON object/);
     const c = collect();
     assert.deepEqual(
@@ -125,7 +125,9 @@ describe('truncateAfter and resume', () => {
   test('cuts at the first line past the step: a resumed run matches an uninterrupted one', () => {
     // The uninterrupted run: steps 1..10, an evaluation after step 5 and after step 10.
     const lines = (from: number, to: number): MetricRecord[] =>
-      Array.from({ length: to - from + 1 }, (_, i) => from + i).flatMap((s) => (s % 5 === 0 ? [record(s), { kind: 'eval', step: s, val_loss: 2 }] : [record(s)]));
+      Array.from({ length: to - from + 1 }, (_, i) => from + i).flatMap((s) =>
+        s % 5 === 0 ? [record(s), { kind: 'eval', step: s, val_loss: 2 }] : [record(s)],
+      );
     const whole = fresh();
     const w = new MetricsLog(whole);
     for (const r of lines(1, 10)) w.append(r);

@@ -80,7 +80,11 @@ describe('parameter counts (no allocation)', () => {
       const specs = tensorSpecs(c).filter((s) => s.role !== 'shared-copy');
       assert.deepEqual([...sd.keys()].sort(), specs.map((s) => s.name).sort(), name);
       for (const s of specs) assert.deepEqual(sd.get(s.name)!.shape, s.shape, s.name);
-      assert.equal(m.numParameters() + (m.moeLayers().length ? m.moeLayers().length * (c.n_routed_experts ?? 0) : 0), countParameters(c).totalWithMtp, 'counted without allocating = allocated');
+      assert.equal(
+        m.numParameters() + (m.moeLayers().length ? m.moeLayers().length * (c.n_routed_experts ?? 0) : 0),
+        countParameters(c).totalWithMtp,
+        'counted without allocating = allocated',
+      );
     }
   });
 });
@@ -92,7 +96,10 @@ describe('RoPE and YaRN', () => {
   });
 
   test('YaRN keeps fast frequencies and divides slow ones by the factor', () => {
-    const c = variant('tiny', { rope_scaling: { type: 'yarn', factor: 40, original_max_position_embeddings: 64, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 }, max_position_embeddings: 256 });
+    const c = variant('tiny', {
+      rope_scaling: { type: 'yarn', factor: 40, original_max_position_embeddings: 64, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 },
+      max_position_embeddings: 256,
+    });
     const plain = inverseFrequencies(loadPreset('tiny'), 64);
     const yarn = inverseFrequencies(c, 64);
     assert.equal(yarn[0], plain[0], 'the fastest frequency is kept');
@@ -104,13 +111,16 @@ describe('RoPE and YaRN', () => {
     const m = 0.1 * 1.0 * Math.log(40) + 1;
     assert.ok(Math.abs(softmaxScale(v3) - 192 ** -0.5 * m * m) < 1e-12);
     const lite = loadPreset('v2-lite');
+    // biome-ignore lint/suspicious/noApproximativeNumericConstant: v2-lite's config states mscale 0.707, not 1/√2
     const m2 = 0.1 * 0.707 * Math.log(40) + 1;
     assert.ok(Math.abs(softmaxScale(lite) - 192 ** -0.5 * m2 * m2) < 1e-12);
   });
 });
 
 describe('MLA and decoding', () => {
-  const c64 = variant('tiny', { rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 } });
+  const c64 = variant('tiny', {
+    rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 },
+  });
   const ids = randint(0, 256, [2, 10], { generator: new Generator(3) }).keep();
 
   test('naive and absorbed MLA give the same logits (float64: 1e-10, float32: 1e-5)', () => {
@@ -123,7 +133,20 @@ describe('MLA and decoding', () => {
   for (const [name, cfg, mla] of [
     ['MLA absorbed (latent + rotary key cache)', c64, 'absorbed'],
     ['MLA naive (K/V cache)', c64, 'naive'],
-    ['grouped-query attention', variant('gpt', { attention_type: 'gqa', num_key_value_heads: 2, vocab_size: 256, hidden_size: 64, head_dim: 16, intermediate_size: 128, num_hidden_layers: 2, first_k_dense_replace: 2 }), 'naive'],
+    [
+      'grouped-query attention',
+      variant('gpt', {
+        attention_type: 'gqa',
+        num_key_value_heads: 2,
+        vocab_size: 256,
+        hidden_size: 64,
+        head_dim: 16,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        first_k_dense_replace: 2,
+      }),
+      'naive',
+    ],
   ] as const) {
     test(`token-by-token decoding equals the full forward: ${name} (float64, 1e-10)`, () => {
       const m = new DeepSeekV3(cfg, { seed: 2, dtype: 'float64' });
@@ -183,7 +206,11 @@ describe('routing', () => {
         const two = row.slice(2 * g, 2 * g + 2).sort((a, b) => b - a);
         return two[0] + two[1];
       });
-      const kept = groupScore.map((s, g) => [s, g]).sort((a, b) => b[0] - a[0]).slice(0, 2).map(([, g]) => g);
+      const kept = groupScore
+        .map((s, g) => [s, g])
+        .sort((a, b) => b[0] - a[0])
+        .slice(0, 2)
+        .map(([, g]) => g);
       for (const e of chosen[t]) assert.ok(kept.includes(Math.floor(e / 2)), `token ${t}: expert ${e} outside kept groups ${kept}`);
     });
   });
@@ -199,7 +226,9 @@ describe('routing', () => {
   test('on a skewed router, bias updates bring max/mean load from > 3 down below 1.5', () => {
     const moe = new MoE(c, { generator: new Generator(10) });
     // Skew: inputs share a positive component and the gate rows of experts 0 and 1 point along it.
-    const skewInput = randn([4, 32, 64], { generator: new Generator(11) }).add(1).keep(); // (B, S, D)
+    const skewInput = randn([4, 32, 64], { generator: new Generator(11) })
+      .add(1)
+      .keep(); // (B, S, D)
     noGrad(() => moe.gate.weight.narrow(0, 0, 2).add_(0.05));
     const ratio = (): number => {
       noGrad(() => tidy(() => moe.forward(skewInput)));

@@ -146,9 +146,26 @@ describe('layers', () => {
     const l = new Linear(3, 2, { generator: new Generator(0) });
     const bound = 1 / Math.sqrt(3);
     assert.ok(l.weight.toArray().every((v) => Math.abs(v) <= bound));
-    l.weight.requiresGrad_(false).copy_(tensor([[1, 2, 3], [4, 5, 6]]));
+    l.weight.requiresGrad_(false).copy_(
+      tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    );
     l.bias!.requiresGrad_(false).copy_(tensor([0.5, -1]));
-    close(l.forward(tensor([[1, 0, -1], [2, 1, 0]])).toArray(), [1 - 3 + 0.5, 4 - 6 - 1, 2 + 2 + 0.5, 8 + 5 - 1], 1e-6, 'linear');
+    close(
+      l
+        .forward(
+          tensor([
+            [1, 0, -1],
+            [2, 1, 0],
+          ]),
+        )
+        .toArray(),
+      [1 - 3 + 0.5, 4 - 6 - 1, 2 + 2 + 0.5, 8 + 5 - 1],
+      1e-6,
+      'linear',
+    );
   });
 
   test('the same seed gives the same weights', () => {
@@ -157,8 +174,17 @@ describe('layers', () => {
 
   test('Embedding picks rows', () => {
     const e = new Embedding(3, 2);
-    e.weight.requiresGrad_(false).copy_(tensor([[0, 1], [2, 3], [4, 5]]));
-    assert.deepEqual(e.forward(tensor([2, 0], { dtype: 'int64' })).tolist(), [[4, 5], [0, 1]]);
+    e.weight.requiresGrad_(false).copy_(
+      tensor([
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ]),
+    );
+    assert.deepEqual(e.forward(tensor([2, 0], { dtype: 'int64' })).tolist(), [
+      [4, 5],
+      [0, 1],
+    ]);
   });
 
   test('RMSNorm divides by the root mean square', () => {
@@ -264,8 +290,14 @@ describe('AdamW', () => {
 
   test('weightDecayGroups decays matrices only', () => {
     const groups = weightDecayGroups(new Net(), 0.1);
-    assert.equal(groups[0].params.every((p) => p.ndim >= 2), true);
-    assert.equal(groups[1].params.every((p) => p.ndim < 2), true);
+    assert.equal(
+      groups[0].params.every((p) => p.ndim >= 2),
+      true,
+    );
+    assert.equal(
+      groups[1].params.every((p) => p.ndim < 2),
+      true,
+    );
     assert.equal(groups[1].weightDecay, 0);
   });
 

@@ -108,10 +108,32 @@ const x23 = (): Tensor => arange(6).reshape([2, 3]);
 
 describe('creation', () => {
   it('tensor() infers shape and dtype from nested arrays', () => {
-    assertTensor(tensor([[1, 2, 3], [4, 5, 6]]), 'float32', [2, 3], [[1, 2, 3], [4, 5, 6]]);
+    assertTensor(
+      tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+      'float32',
+      [2, 3],
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+    );
     assertTensor(tensor([true, false, true]), 'bool', [3], [true, false, true]);
     assertTensor(tensor([]), 'float32', [0], []);
-    assertTensor(tensor([[1, 2], [3, 4]], { shape: [4] }), 'float32', [4], [1, 2, 3, 4]);
+    assertTensor(
+      tensor(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        { shape: [4] },
+      ),
+      'float32',
+      [4],
+      [1, 2, 3, 4],
+    );
   });
 
   it('tensor() honours each dtype', () => {
@@ -132,7 +154,15 @@ describe('creation', () => {
   });
 
   it('tensor() takes typed arrays in their own dtype', () => {
-    assertTensor(tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] }), 'int32', [2, 2], [[1, 2], [3, 4]]);
+    assertTensor(
+      tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] }),
+      'int32',
+      [2, 2],
+      [
+        [1, 2],
+        [3, 4],
+      ],
+    );
     assertTensor(tensor(new Float64Array([0.25, 0.5])), 'float64', [2], [0.25, 0.5]);
     assertTensor(tensor(new BigInt64Array([5n, -6n])), 'int64', [2], [5, -6]);
     assertTensor(tensor(new Uint8Array([7, 0])), 'uint8', [2], [7, 0]);
@@ -192,8 +222,25 @@ describe('creation', () => {
   });
 
   it('eye', () => {
-    assertTensor(eye(3), 'float32', [3, 3], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
-    assertTensor(eye(2, { dtype: 'int64' }), 'int64', [2, 2], [[1, 0], [0, 1]]);
+    assertTensor(
+      eye(3),
+      'float32',
+      [3, 3],
+      [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ],
+    );
+    assertTensor(
+      eye(2, { dtype: 'int64' }),
+      'int64',
+      [2, 2],
+      [
+        [1, 0],
+        [0, 1],
+      ],
+    );
   });
 
   it('*Like factories keep shape and dtype', () => {
@@ -262,7 +309,10 @@ describe('seeded randomness', () => {
   it('rand is in [0, 1); randn has mean ~0 and std ~1', () => {
     const g = new Generator(3);
     const u = rand([4000], { generator: g }).toArray();
-    assert.ok(u.every((v) => v >= 0 && v < 1), 'rand in [0, 1)');
+    assert.ok(
+      u.every((v) => v >= 0 && v < 1),
+      'rand in [0, 1)',
+    );
     const uMean = u.reduce((s, v) => s + v, 0) / u.length;
     assert.ok(Math.abs(uMean - 0.5) < 0.03, `rand mean ${uMean} within 0.03 of 0.5`);
     const n = randn([4000], { generator: g }).toArray();
@@ -277,7 +327,10 @@ describe('seeded randomness', () => {
     const r = randint(3, 7, [2000], { generator: new Generator(5) });
     assertTensor(r, 'int64', [2000]);
     const v = r.toArray();
-    assert.ok(v.every((k) => k >= 3 && k < 7), 'all in [3, 7)');
+    assert.ok(
+      v.every((k) => k >= 3 && k < 7),
+      'all in [3, 7)',
+    );
     assert.deepEqual([...new Set(v)].sort(), [3, 4, 5, 6]);
     assert.equal(randint(0, 2, [3], { dtype: 'int32' }).dtype, 'int32');
     assert.deepEqual(randint(0, 9, [6], { generator: new Generator(1) }).toArray(), randint(0, 9, [6], { generator: new Generator(1) }).toArray());
@@ -288,7 +341,10 @@ describe('seeded randomness', () => {
     const b = zeros([5]).normal_(2, 0.5, new Generator(9)).toArray();
     assert.deepEqual(a, b);
     const u = zeros([200]).uniform_(-2, -1, new Generator(9)).toArray();
-    assert.ok(u.every((v) => v >= -2 && v < -1), 'uniform_ in [-2, -1)');
+    assert.ok(
+      u.every((v) => v >= -2 && v < -1),
+      'uniform_ in [-2, -1)',
+    );
   });
 
   it('multinomial counts follow the probabilities', () => {
@@ -305,8 +361,19 @@ describe('seeded randomness', () => {
     const perm = multinomial(tensor([1, 1, 1, 1]), 4, false, new Generator(2)).toArray();
     assert.deepEqual([...perm].sort(), [0, 1, 2, 3]);
     // Batched: one row per distribution.
-    const rows = multinomial(tensor([[0, 1], [1, 0]]), 3, true, new Generator(2));
-    assert.deepEqual(rows.tolist(), [[1, 1, 1], [0, 0, 0]]);
+    const rows = multinomial(
+      tensor([
+        [0, 1],
+        [1, 0],
+      ]),
+      3,
+      true,
+      new Generator(2),
+    );
+    assert.deepEqual(rows.tolist(), [
+      [1, 1, 1],
+      [0, 0, 0],
+    ]);
   });
 });
 
@@ -314,13 +381,34 @@ describe('seeded randomness', () => {
 
 describe('views and indexing', () => {
   it('reshape and view', () => {
-    assertTensor(x23().reshape([3, 2]), 'int64', [3, 2], [[0, 1], [2, 3], [4, 5]]);
+    assertTensor(
+      x23().reshape([3, 2]),
+      'int64',
+      [3, 2],
+      [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ],
+    );
     assertTensor(x23().reshape([-1]), 'int64', [6], [0, 1, 2, 3, 4, 5]);
-    assertTensor(x23().view([3, -1]), 'int64', [3, 2], [[0, 1], [2, 3], [4, 5]]);
+    assertTensor(
+      x23().view([3, -1]),
+      'int64',
+      [3, 2],
+      [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ],
+    );
     // A view shares storage with its base.
     const base = zeros([2, 3]);
     base.view([6]).add_(1);
-    assert.deepEqual(base.tolist(), [[1, 1, 1], [1, 1, 1]]);
+    assert.deepEqual(base.tolist(), [
+      [1, 1, 1],
+      [1, 1, 1],
+    ]);
   });
 
   it('permute and transpose', () => {
@@ -331,18 +419,43 @@ describe('views and indexing', () => {
     for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) for (let k = 0; k < 3; k++) expected.push(j * 12 + k * 4 + i);
     assert.deepEqual(p.toArray(), expected);
     const t = x23().transpose(0, 1);
-    assertTensor(t, 'int64', [3, 2], [[0, 3], [1, 4], [2, 5]]);
+    assertTensor(
+      t,
+      'int64',
+      [3, 2],
+      [
+        [0, 3],
+        [1, 4],
+        [2, 5],
+      ],
+    );
     assert.deepEqual(t.strides(), [1, 3], 'transpose is a strided view');
-    assert.deepEqual(x23().mT.tolist(), [[0, 3], [1, 4], [2, 5]]);
+    assert.deepEqual(x23().mT.tolist(), [
+      [0, 3],
+      [1, 4],
+      [2, 5],
+    ]);
     assert.deepEqual(t.contiguous().strides(), [2, 1]);
   });
 
   it('slice, narrow, select', () => {
-    assert.deepEqual(x23().slice(1, 0, 3, 2).tolist(), [[0, 2], [3, 5]]);
+    assert.deepEqual(x23().slice(1, 0, 3, 2).tolist(), [
+      [0, 2],
+      [3, 5],
+    ]);
     assert.deepEqual(x23().slice(0, 1).tolist(), [[3, 4, 5]]);
-    assert.deepEqual(x23().slice(1, -2).tolist(), [[1, 2], [4, 5]]);
-    assert.deepEqual(x23().slice(1, null, 2).tolist(), [[0, 1], [3, 4]]);
-    assert.deepEqual(x23().narrow(1, 1, 2).tolist(), [[1, 2], [4, 5]]);
+    assert.deepEqual(x23().slice(1, -2).tolist(), [
+      [1, 2],
+      [4, 5],
+    ]);
+    assert.deepEqual(x23().slice(1, null, 2).tolist(), [
+      [0, 1],
+      [3, 4],
+    ]);
+    assert.deepEqual(x23().narrow(1, 1, 2).tolist(), [
+      [1, 2],
+      [4, 5],
+    ]);
     assertTensor(x23().select(0, 1), 'int64', [3], [3, 4, 5]);
     assertTensor(x23().select(1, -1), 'int64', [2], [2, 5]);
   });
@@ -352,96 +465,328 @@ describe('views and indexing', () => {
     assert.deepEqual(zeros([1, 3, 1]).squeeze(0).shape, [3, 1]);
     assert.deepEqual(zeros([3]).unsqueeze(-1).shape, [3, 1]);
     assert.deepEqual(zeros([2, 3, 4]).flatten(1).shape, [2, 12]);
-    assert.deepEqual(tensor([[1], [2]]).expand([2, 3]).tolist(), [[1, 1, 1], [2, 2, 2]]);
-    assert.deepEqual(tensor([[1], [2]]).expand([-1, 2]).tolist(), [[1, 1], [2, 2]]);
-    assert.deepEqual(tensor([1, 2]).repeat([2, 2]).tolist(), [[1, 2, 1, 2], [1, 2, 1, 2]]);
-    assert.deepEqual(x23().flip([1]).tolist(), [[2, 1, 0], [5, 4, 3]]);
+    assert.deepEqual(
+      tensor([[1], [2]])
+        .expand([2, 3])
+        .tolist(),
+      [
+        [1, 1, 1],
+        [2, 2, 2],
+      ],
+    );
+    assert.deepEqual(
+      tensor([[1], [2]])
+        .expand([-1, 2])
+        .tolist(),
+      [
+        [1, 1],
+        [2, 2],
+      ],
+    );
+    assert.deepEqual(tensor([1, 2]).repeat([2, 2]).tolist(), [
+      [1, 2, 1, 2],
+      [1, 2, 1, 2],
+    ]);
+    assert.deepEqual(x23().flip([1]).tolist(), [
+      [2, 1, 0],
+      [5, 4, 3],
+    ]);
     assert.deepEqual(arange(5).roll(2).tolist(), [3, 4, 0, 1, 2]);
-    assert.deepEqual(x23().roll(1, 0).tolist(), [[3, 4, 5], [0, 1, 2]]);
+    assert.deepEqual(x23().roll(1, 0).tolist(), [
+      [3, 4, 5],
+      [0, 1, 2],
+    ]);
   });
 
   it('cat and stack', () => {
     assert.deepEqual(cat([x23(), x23()], 0).shape, [4, 3]);
-    assert.deepEqual(cat([x23(), arange(2).reshape([2, 1])], 1).tolist(), [[0, 1, 2, 0], [3, 4, 5, 1]]);
-    assert.deepEqual(cat([x23(), x23()], -1).tolist(), [[0, 1, 2, 0, 1, 2], [3, 4, 5, 3, 4, 5]]);
+    assert.deepEqual(cat([x23(), arange(2).reshape([2, 1])], 1).tolist(), [
+      [0, 1, 2, 0],
+      [3, 4, 5, 1],
+    ]);
+    assert.deepEqual(cat([x23(), x23()], -1).tolist(), [
+      [0, 1, 2, 0, 1, 2],
+      [3, 4, 5, 3, 4, 5],
+    ]);
     const a = tensor([1, 2]);
     const b = tensor([3, 4]);
-    assert.deepEqual(stack([a, b]).tolist(), [[1, 2], [3, 4]]);
-    assert.deepEqual(stack([a, b], 1).tolist(), [[1, 3], [2, 4]]);
+    assert.deepEqual(stack([a, b]).tolist(), [
+      [1, 2],
+      [3, 4],
+    ]);
+    assert.deepEqual(stack([a, b], 1).tolist(), [
+      [1, 3],
+      [2, 4],
+    ]);
   });
 
   it('split and chunk', () => {
-    assert.deepEqual(split(arange(5), 2).map((t) => t.tolist()), [[0, 1], [2, 3], [4]]);
-    assert.deepEqual(arange(5).split([1, 4]).map((t) => t.tolist()), [[0], [1, 2, 3, 4]]);
-    assert.deepEqual(x23().split(2, 1).map((t) => t.tolist()), [[[0, 1], [3, 4]], [[2], [5]]]);
-    assert.deepEqual(chunk(arange(5), 2).map((t) => t.tolist()), [[0, 1, 2], [3, 4]]);
-    assert.deepEqual(x23().chunk(3, 1).map((t) => t.tolist()), [[[0], [3]], [[1], [4]], [[2], [5]]]);
+    assert.deepEqual(
+      split(arange(5), 2).map((t) => t.tolist()),
+      [[0, 1], [2, 3], [4]],
+    );
+    assert.deepEqual(
+      arange(5)
+        .split([1, 4])
+        .map((t) => t.tolist()),
+      [[0], [1, 2, 3, 4]],
+    );
+    assert.deepEqual(
+      x23()
+        .split(2, 1)
+        .map((t) => t.tolist()),
+      [
+        [
+          [0, 1],
+          [3, 4],
+        ],
+        [[2], [5]],
+      ],
+    );
+    assert.deepEqual(
+      chunk(arange(5), 2).map((t) => t.tolist()),
+      [
+        [0, 1, 2],
+        [3, 4],
+      ],
+    );
+    assert.deepEqual(
+      x23()
+        .chunk(3, 1)
+        .map((t) => t.tolist()),
+      [
+        [[0], [3]],
+        [[1], [4]],
+        [[2], [5]],
+      ],
+    );
   });
 
   it('indexSelect and gather', () => {
-    assert.deepEqual(x23().indexSelect(1, i64([2, 0])).tolist(), [[2, 0], [5, 3]]);
-    assert.deepEqual(x23().indexSelect(0, tensor([1, 1], { dtype: 'int32' })).tolist(), [[3, 4, 5], [3, 4, 5]]);
-    assert.deepEqual(x23().gather(1, i64([[0, 0], [2, 1]])).tolist(), [[0, 0], [5, 4]]);
-    assert.deepEqual(x23().gather(0, i64([[1, 0, 1]])).tolist(), [[3, 1, 5]]);
+    assert.deepEqual(
+      x23()
+        .indexSelect(1, i64([2, 0]))
+        .tolist(),
+      [
+        [2, 0],
+        [5, 3],
+      ],
+    );
+    assert.deepEqual(
+      x23()
+        .indexSelect(0, tensor([1, 1], { dtype: 'int32' }))
+        .tolist(),
+      [
+        [3, 4, 5],
+        [3, 4, 5],
+      ],
+    );
+    assert.deepEqual(
+      x23()
+        .gather(
+          1,
+          i64([
+            [0, 0],
+            [2, 1],
+          ]),
+        )
+        .tolist(),
+      [
+        [0, 0],
+        [5, 4],
+      ],
+    );
+    assert.deepEqual(
+      x23()
+        .gather(0, i64([[1, 0, 1]]))
+        .tolist(),
+      [[3, 1, 5]],
+    );
   });
 
   it('scatter, scatterAdd, indexAdd', () => {
-    assert.deepEqual(zeros([2, 3]).scatter(1, i64([[2], [0]]), tensor([[10], [20]])).tolist(), [[0, 0, 10], [20, 0, 0]]);
-    assert.deepEqual(scatter(zeros([2, 3]), 1, i64([[1], [2]]), 5).tolist(), [[0, 5, 0], [0, 0, 5]]);
-    assert.deepEqual(zeros([3]).scatter(0, i64([0, 0, 2]), tensor([1, 5, 2]), 'sum').tolist(), [6, 0, 2]);
-    assert.deepEqual(zeros([3]).scatter(0, i64([0, 0, 2]), tensor([1, 5, -2]), 'amax').tolist(), [5, 0, 0]);
-    assert.deepEqual(zeros([2]).scatterAdd(0, i64([0, 1, 0]), tensor([1, 2, 3])).tolist(), [4, 2]);
+    assert.deepEqual(
+      zeros([2, 3])
+        .scatter(1, i64([[2], [0]]), tensor([[10], [20]]))
+        .tolist(),
+      [
+        [0, 0, 10],
+        [20, 0, 0],
+      ],
+    );
+    assert.deepEqual(scatter(zeros([2, 3]), 1, i64([[1], [2]]), 5).tolist(), [
+      [0, 5, 0],
+      [0, 0, 5],
+    ]);
+    assert.deepEqual(
+      zeros([3])
+        .scatter(0, i64([0, 0, 2]), tensor([1, 5, 2]), 'sum')
+        .tolist(),
+      [6, 0, 2],
+    );
+    assert.deepEqual(
+      zeros([3])
+        .scatter(0, i64([0, 0, 2]), tensor([1, 5, -2]), 'amax')
+        .tolist(),
+      [5, 0, 0],
+    );
+    assert.deepEqual(
+      zeros([2])
+        .scatterAdd(0, i64([0, 1, 0]), tensor([1, 2, 3]))
+        .tolist(),
+      [4, 2],
+    );
     const ia = zeros([3, 2]).indexAdd(0, i64([0, 2, 0]), ones([3, 2]), 2);
-    assert.deepEqual(ia.tolist(), [[4, 4], [0, 0], [2, 2]]);
+    assert.deepEqual(ia.tolist(), [
+      [4, 4],
+      [0, 0],
+      [2, 2],
+    ]);
   });
 
   it('advanced index and indexPut', () => {
     assert.deepEqual(index(x23(), [i64([1, 0]), i64([2, 1])]).tolist(), [5, 1]);
-    assert.deepEqual(x23().index([null, i64([0, 2])]).tolist(), [[0, 2], [3, 5]]);
-    assert.deepEqual(x23().index([x23().gt(3)]).tolist(), [4, 5]);
+    assert.deepEqual(
+      x23()
+        .index([null, i64([0, 2])])
+        .tolist(),
+      [
+        [0, 2],
+        [3, 5],
+      ],
+    );
+    assert.deepEqual(
+      x23()
+        .index([x23().gt(3)])
+        .tolist(),
+      [4, 5],
+    );
     assert.deepEqual(indexPut(zeros([3]), [i64([0, 2])], tensor([5, 6])).tolist(), [5, 0, 6]);
     assert.deepEqual(indexPut(zeros([3]), [i64([1, 1, 2])], tensor([1, 2, 3]), true).tolist(), [0, 3, 3]);
   });
 
   it('maskedFill and where', () => {
-    const mask = tensor([[true, false, true], [false, false, true]]);
-    assert.deepEqual(x23().maskedFill(mask, -1).tolist(), [[-1, 1, -1], [3, 4, -1]]);
-    assert.deepEqual(tensor([1, 2, 3]).maskedFill(tensor([false, true, false]), scalar(9)).tolist(), [1, 9, 3]);
+    const mask = tensor([
+      [true, false, true],
+      [false, false, true],
+    ]);
+    assert.deepEqual(x23().maskedFill(mask, -1).tolist(), [
+      [-1, 1, -1],
+      [3, 4, -1],
+    ]);
+    assert.deepEqual(
+      tensor([1, 2, 3])
+        .maskedFill(tensor([false, true, false]), scalar(9))
+        .tolist(),
+      [1, 9, 3],
+    );
     // Mask broadcast over rows.
-    assert.deepEqual(x23().maskedFill(tensor([true, false, false]), 0).tolist(), [[0, 1, 2], [0, 4, 5]]);
+    assert.deepEqual(
+      x23()
+        .maskedFill(tensor([true, false, false]), 0)
+        .tolist(),
+      [
+        [0, 1, 2],
+        [0, 4, 5],
+      ],
+    );
     const cond = tensor([[true], [false]]);
-    assert.deepEqual(where(cond, tensor([1, 2, 3]), scalar(0)).tolist(), [[1, 2, 3], [0, 0, 0]]);
+    assert.deepEqual(where(cond, tensor([1, 2, 3]), scalar(0)).tolist(), [
+      [1, 2, 3],
+      [0, 0, 0],
+    ]);
   });
 
   it('tril and triu with diagonals', () => {
     const o = ones([3, 3]);
-    assert.deepEqual(o.tril().tolist(), [[1, 0, 0], [1, 1, 0], [1, 1, 1]]);
-    assert.deepEqual(o.tril(-1).tolist(), [[0, 0, 0], [1, 0, 0], [1, 1, 0]]);
-    assert.deepEqual(o.triu().tolist(), [[1, 1, 1], [0, 1, 1], [0, 0, 1]]);
-    assert.deepEqual(o.triu(1).tolist(), [[0, 1, 1], [0, 0, 1], [0, 0, 0]]);
-    assert.deepEqual(x23().triu(1).tolist(), [[0, 1, 2], [0, 0, 5]]);
+    assert.deepEqual(o.tril().tolist(), [
+      [1, 0, 0],
+      [1, 1, 0],
+      [1, 1, 1],
+    ]);
+    assert.deepEqual(o.tril(-1).tolist(), [
+      [0, 0, 0],
+      [1, 0, 0],
+      [1, 1, 0],
+    ]);
+    assert.deepEqual(o.triu().tolist(), [
+      [1, 1, 1],
+      [0, 1, 1],
+      [0, 0, 1],
+    ]);
+    assert.deepEqual(o.triu(1).tolist(), [
+      [0, 1, 1],
+      [0, 0, 1],
+      [0, 0, 0],
+    ]);
+    assert.deepEqual(x23().triu(1).tolist(), [
+      [0, 1, 2],
+      [0, 0, 5],
+    ]);
   });
 });
 
 // ---- elementwise and broadcasting -----------------------------------------------------------------
 
 describe('elementwise and broadcasting', () => {
-  const a = (): Tensor => tensor([[1, 2, 3], [4, 5, 6]]);
+  const a = (): Tensor =>
+    tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
   const row = (): Tensor => tensor([10, 20, 30]);
   const col = (): Tensor => tensor([[1], [2]]);
 
   it('add/sub/mul/div with broadcasting', () => {
-    assert.deepEqual(a().add(row()).tolist(), [[11, 22, 33], [14, 25, 36]]);
-    assert.deepEqual(a().add(row(), 2).tolist(), [[21, 42, 63], [24, 45, 66]]);
-    assert.deepEqual(a().add(1.5).tolist(), [[2.5, 3.5, 4.5], [5.5, 6.5, 7.5]]);
-    assert.deepEqual(a().add(1, 3).tolist(), [[4, 5, 6], [7, 8, 9]]);
-    assert.deepEqual(a().sub(col()).tolist(), [[0, 1, 2], [2, 3, 4]]);
-    assert.deepEqual(a().mul(col()).tolist(), [[1, 2, 3], [8, 10, 12]]);
-    assert.deepEqual(a().div(2).tolist(), [[0.5, 1, 1.5], [2, 2.5, 3]]);
-    assert.deepEqual(a().div(row()).tolist(), [[0.1, 0.1, 0.1], [0.4, 0.25, 0.2]].map((r) => r.map(Math.fround)));
-    assert.deepEqual(a().rsub(10).tolist(), [[9, 8, 7], [6, 5, 4]]);
+    assert.deepEqual(a().add(row()).tolist(), [
+      [11, 22, 33],
+      [14, 25, 36],
+    ]);
+    assert.deepEqual(a().add(row(), 2).tolist(), [
+      [21, 42, 63],
+      [24, 45, 66],
+    ]);
+    assert.deepEqual(a().add(1.5).tolist(), [
+      [2.5, 3.5, 4.5],
+      [5.5, 6.5, 7.5],
+    ]);
+    assert.deepEqual(a().add(1, 3).tolist(), [
+      [4, 5, 6],
+      [7, 8, 9],
+    ]);
+    assert.deepEqual(a().sub(col()).tolist(), [
+      [0, 1, 2],
+      [2, 3, 4],
+    ]);
+    assert.deepEqual(a().mul(col()).tolist(), [
+      [1, 2, 3],
+      [8, 10, 12],
+    ]);
+    assert.deepEqual(a().div(2).tolist(), [
+      [0.5, 1, 1.5],
+      [2, 2.5, 3],
+    ]);
+    assert.deepEqual(
+      a().div(row()).tolist(),
+      [
+        [0.1, 0.1, 0.1],
+        [0.4, 0.25, 0.2],
+      ].map((r) => r.map(Math.fround)),
+    );
+    assert.deepEqual(a().rsub(10).tolist(), [
+      [9, 8, 7],
+      [6, 5, 4],
+    ]);
     const outer = col().mul(row());
-    assertTensor(outer, 'float32', [2, 3], [[10, 20, 30], [20, 40, 60]]);
+    assertTensor(
+      outer,
+      'float32',
+      [2, 3],
+      [
+        [10, 20, 30],
+        [20, 40, 60],
+      ],
+    );
   });
 
   it('integer and float promotion', () => {
@@ -475,41 +820,109 @@ describe('elementwise and broadcasting', () => {
   it('pow, maximum, minimum', () => {
     assert.deepEqual(tensor([1, 2, 3]).pow(2).tolist(), [1, 4, 9]);
     assert.deepEqual(tensor([4, 9]).pow(0.5).tolist(), [2, 3]);
-    assert.deepEqual(tensor([2, 3]).pow(tensor([3, 2])).tolist(), [8, 9]);
+    assert.deepEqual(
+      tensor([2, 3])
+        .pow(tensor([3, 2]))
+        .tolist(),
+      [8, 9],
+    );
     assert.deepEqual(maximum(tensor([1, 5, 3]), tensor([4, 2, 3])).tolist(), [4, 5, 3]);
     assert.deepEqual(minimum(tensor([1, 5, 3]), tensor([4, 2, 3])).tolist(), [1, 2, 3]);
-    assert.deepEqual(tensor([[1], [5]]).maximum(tensor([2, 4])).tolist(), [[2, 4], [5, 5]]);
+    assert.deepEqual(
+      tensor([[1], [5]])
+        .maximum(tensor([2, 4]))
+        .tolist(),
+      [
+        [2, 4],
+        [5, 5],
+      ],
+    );
   });
 
   it('unary math against Math.*', () => {
     const v = [-2, -0.5, 0.25, 1, 3];
     const x = tensor(v);
-    assertClose(x.neg(), v.map((t) => -t), F32_TOL, 'neg');
+    assertClose(
+      x.neg(),
+      v.map((t) => -t),
+      F32_TOL,
+      'neg',
+    );
     assertClose(x.abs(), v.map(Math.abs), F32_TOL, 'abs');
     assertClose(x.exp(), v.map(Math.exp), F32_TOL, 'exp');
-    assertClose(x.abs().log(), v.map((t) => Math.log(Math.abs(t))), F32_TOL, 'log');
+    assertClose(
+      x.abs().log(),
+      v.map((t) => Math.log(Math.abs(t))),
+      F32_TOL,
+      'log',
+    );
     assertClose(x.log1p(), v.map(Math.log1p), F32_TOL, 'log1p');
     assertClose(x.expm1(), v.map(Math.expm1), F32_TOL, 'expm1');
-    assertClose(x.abs().sqrt(), v.map((t) => Math.sqrt(Math.abs(t))), F32_TOL, 'sqrt');
-    assertClose(x.abs().rsqrt(), v.map((t) => 1 / Math.sqrt(Math.abs(t))), 1e-5, 'rsqrt'); // rsqrt may use an approximate kernel
+    assertClose(
+      x.abs().sqrt(),
+      v.map((t) => Math.sqrt(Math.abs(t))),
+      F32_TOL,
+      'sqrt',
+    );
+    assertClose(
+      x.abs().rsqrt(),
+      v.map((t) => 1 / Math.sqrt(Math.abs(t))),
+      1e-5,
+      'rsqrt',
+    ); // rsqrt may use an approximate kernel
     assertClose(x.sin(), v.map(Math.sin), F32_TOL, 'sin');
     assertClose(x.cos(), v.map(Math.cos), F32_TOL, 'cos');
     assertClose(x.tanh(), v.map(Math.tanh), F32_TOL, 'tanh');
     assertClose(x.sigmoid(), v.map(sigmoid), F32_TOL, 'sigmoid');
-    assertClose(x.relu(), v.map((t) => Math.max(0, t)), F32_TOL, 'relu');
-    assertClose(x.square(), v.map((t) => t * t), F32_TOL, 'square');
-    assertClose(x.reciprocal(), v.map((t) => 1 / t), F32_TOL, 'reciprocal');
+    assertClose(
+      x.relu(),
+      v.map((t) => Math.max(0, t)),
+      F32_TOL,
+      'relu',
+    );
+    assertClose(
+      x.square(),
+      v.map((t) => t * t),
+      F32_TOL,
+      'square',
+    );
+    assertClose(
+      x.reciprocal(),
+      v.map((t) => 1 / t),
+      F32_TOL,
+      'reciprocal',
+    );
     assertClose(x.sign(), v.map(Math.sign), F32_TOL, 'sign');
-    assertClose(x.softplus(), v.map((t) => Math.log1p(Math.exp(t))), F32_TOL, 'softplus');
+    assertClose(
+      x.softplus(),
+      v.map((t) => Math.log1p(Math.exp(t))),
+      F32_TOL,
+      'softplus',
+    );
     const c = Math.sqrt(2 / Math.PI);
-    assertClose(x.gelu('tanh'), v.map((t) => 0.5 * t * (1 + Math.tanh(c * (t + 0.044715 * t ** 3)))), F32_TOL, 'gelu tanh');
+    assertClose(
+      x.gelu('tanh'),
+      v.map((t) => 0.5 * t * (1 + Math.tanh(c * (t + 0.044715 * t ** 3)))),
+      F32_TOL,
+      'gelu tanh',
+    );
     assertClose(tensor([0]).gelu(), [0], F32_TOL, 'gelu(0)');
   });
 
   it('silu is x·sigmoid(x)', () => {
     const v = [-3, -1, 0, 0.5, 2, 6];
-    assertClose(tensor(v).silu(), v.map((t) => t * sigmoid(t)), F32_TOL, 'silu');
-    assertClose(tensor(v, { dtype: 'float64' }).silu(), v.map((t) => t * sigmoid(t)), 1e-12, 'silu float64');
+    assertClose(
+      tensor(v).silu(),
+      v.map((t) => t * sigmoid(t)),
+      F32_TOL,
+      'silu',
+    );
+    assertClose(
+      tensor(v, { dtype: 'float64' }).silu(),
+      v.map((t) => t * sigmoid(t)),
+      1e-12,
+      'silu float64',
+    );
   });
 
   it('rounding functions', () => {
@@ -525,7 +938,12 @@ describe('elementwise and broadcasting', () => {
     assert.deepEqual(tensor([-2, 0.5, 3]).clamp(null, 1).tolist(), [-2, 0.5, 1]);
     assert.deepEqual(tensor([-2, 0.5, 3]).clamp(0).tolist(), [0, 0.5, 3]);
     assert.deepEqual(lerp(tensor([0, 10]), tensor([4, 20]), 0.25).tolist(), [1, 12.5]);
-    assert.deepEqual(tensor([0, 10]).lerp(tensor([4, 20]), tensor([0.5, 1])).tolist(), [2, 20]);
+    assert.deepEqual(
+      tensor([0, 10])
+        .lerp(tensor([4, 20]), tensor([0.5, 1]))
+        .tolist(),
+      [2, 20],
+    );
     assert.deepEqual(addcmul(tensor([1, 1]), tensor([2, 3]), tensor([4, 5]), 0.5).tolist(), [5, 8.5]);
     assert.deepEqual(addcdiv(tensor([1, 1]), tensor([2, 3]), tensor([4, 6]), 2).tolist(), [2, 2]);
   });
@@ -551,7 +969,15 @@ describe('comparisons and logical ops', () => {
     assertTensor(a().ge(2), 'bool', [3], [false, true, true]);
     assertTensor(a().ne(2), 'bool', [3], [true, false, true]);
     assertTensor(arange(3).eq(tensor([0, 1.5, 2])), 'bool', [3], [true, false, true]); // int vs float
-    assertTensor(tensor([[1], [2]]).lt(tensor([2, 3])), 'bool', [2, 2], [[true, true], [false, true]]);
+    assertTensor(
+      tensor([[1], [2]]).lt(tensor([2, 3])),
+      'bool',
+      [2, 2],
+      [
+        [true, true],
+        [false, true],
+      ],
+    );
   });
 
   it('logical ops and predicates', () => {
@@ -570,7 +996,11 @@ describe('comparisons and logical ops', () => {
 // ---- reductions -----------------------------------------------------------------------------------
 
 describe('reductions', () => {
-  const x = (): Tensor => tensor([[1, 2, 3], [4, 6, 5]]);
+  const x = (): Tensor =>
+    tensor([
+      [1, 2, 3],
+      [4, 6, 5],
+    ]);
 
   it('sum and mean, with dims and keepdim', () => {
     assertTensor(x().sum(), 'float32', [], 21);
@@ -641,14 +1071,33 @@ describe('reductions', () => {
   });
 
   it('cumsum', () => {
-    assertTensor(x().cumsum(1), 'float32', [2, 3], [[1, 3, 6], [4, 10, 15]]);
-    assertTensor(x().cumsum(0), 'float32', [2, 3], [[1, 2, 3], [5, 8, 8]]);
+    assertTensor(
+      x().cumsum(1),
+      'float32',
+      [2, 3],
+      [
+        [1, 3, 6],
+        [4, 10, 15],
+      ],
+    );
+    assertTensor(
+      x().cumsum(0),
+      'float32',
+      [2, 3],
+      [
+        [1, 2, 3],
+        [5, 8, 8],
+      ],
+    );
     assertTensor(arange(4).cumsum(0), 'int64', [4], [0, 1, 3, 6]);
     assertTensor(tensor([1, 2], { dtype: 'int32' }).cumsum(0, 'float64'), 'float64', [2], [1, 3]);
   });
 
   it('all and any', () => {
-    const b = tensor([[true, false], [true, true]]);
+    const b = tensor([
+      [true, false],
+      [true, true],
+    ]);
     assertTensor(b.all(), 'bool', [], false);
     assertTensor(b.any(), 'bool', [], true);
     assertTensor(b.all(1), 'bool', [2], [false, true]);
@@ -661,51 +1110,170 @@ describe('reductions', () => {
 // ---- linear algebra -------------------------------------------------------------------------------
 
 describe('matmul, bmm, einsum', () => {
-  const A = (): Tensor => tensor([[1, 2], [3, 4]]);
-  const B = (): Tensor => tensor([[5, 6], [7, 8]]);
+  const A = (): Tensor =>
+    tensor([
+      [1, 2],
+      [3, 4],
+    ]);
+  const B = (): Tensor =>
+    tensor([
+      [5, 6],
+      [7, 8],
+    ]);
 
   it('matmul and mm', () => {
-    assertTensor(matmul(A(), B()), 'float32', [2, 2], [[19, 22], [43, 50]]);
-    assertTensor(A().mm(B()), 'float32', [2, 2], [[19, 22], [43, 50]]);
+    assertTensor(
+      matmul(A(), B()),
+      'float32',
+      [2, 2],
+      [
+        [19, 22],
+        [43, 50],
+      ],
+    );
+    assertTensor(
+      A().mm(B()),
+      'float32',
+      [2, 2],
+      [
+        [19, 22],
+        [43, 50],
+      ],
+    );
     assertTensor(A().matmul(tensor([5, 6])), 'float32', [2], [17, 39]);
     assertTensor(tensor([1, 2]).matmul(tensor([3, 4])), 'float32', [], 11);
     assertTensor(tensor([[1, 2, 3]]).matmul(tensor([[1], [0], [-1]])), 'float32', [1, 1], [[-2]]);
-    assertTensor(A().matmul(B()).mT, 'float32', [2, 2], [[19, 43], [22, 50]]);
-    assertTensor(A().mT.matmul(B()), 'float32', [2, 2], [[26, 30], [38, 44]]); // transposed operand
+    assertTensor(
+      A().matmul(B()).mT,
+      'float32',
+      [2, 2],
+      [
+        [19, 43],
+        [22, 50],
+      ],
+    );
+    assertTensor(
+      A().mT.matmul(B()),
+      'float32',
+      [2, 2],
+      [
+        [26, 30],
+        [38, 44],
+      ],
+    ); // transposed operand
   });
 
   it('batched matmul and bmm', () => {
     const a = stack([A(), B()]); // [2, 2, 2]
-    const b = stack([eye(2), tensor([[0, 1], [1, 0]])]);
-    assertTensor(a.bmm(b), 'float32', [2, 2, 2], [[[1, 2], [3, 4]], [[6, 5], [8, 7]]]);
+    const b = stack([
+      eye(2),
+      tensor([
+        [0, 1],
+        [1, 0],
+      ]),
+    ]);
+    assertTensor(
+      a.bmm(b),
+      'float32',
+      [2, 2, 2],
+      [
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [6, 5],
+          [8, 7],
+        ],
+      ],
+    );
     // Broadcast: [2, 2, 2] @ [2, 1].
-    assertTensor(a.matmul(tensor([[1], [1]])), 'float32', [2, 2, 1], [[[3], [7]], [[11], [15]]]);
+    assertTensor(
+      a.matmul(tensor([[1], [1]])),
+      'float32',
+      [2, 2, 1],
+      [
+        [[3], [7]],
+        [[11], [15]],
+      ],
+    );
     assert.deepEqual(matmul(zeros([3, 1, 2, 4]), zeros([5, 4, 6])).shape, [3, 5, 2, 6]);
   });
 
   it('integer and float64 matmul', () => {
-    assertTensor(i64([[1, 2], [3, 4]]).matmul(i64([[5, 6], [7, 8]])), 'int64', [2, 2], [[19, 22], [43, 50]]);
+    assertTensor(
+      i64([
+        [1, 2],
+        [3, 4],
+      ]).matmul(
+        i64([
+          [5, 6],
+          [7, 8],
+        ]),
+      ),
+      'int64',
+      [2, 2],
+      [
+        [19, 22],
+        [43, 50],
+      ],
+    );
     const d = tensor([[0.1, 0.2]], { dtype: 'float64' }).matmul(tensor([[0.3], [0.4]], { dtype: 'float64' }));
     assertTensor(d, 'float64', [1, 1]);
     assertClose(d, [0.1 * 0.3 + 0.2 * 0.4], 1e-15, 'float64 dot');
   });
 
   it('einsum', () => {
-    assert.deepEqual(einsum('ij,jk->ik', A(), B()).tolist(), [[19, 22], [43, 50]]);
-    assert.deepEqual(einsum('ij->ji', A()).tolist(), [[1, 3], [2, 4]]);
+    assert.deepEqual(einsum('ij,jk->ik', A(), B()).tolist(), [
+      [19, 22],
+      [43, 50],
+    ]);
+    assert.deepEqual(einsum('ij->ji', A()).tolist(), [
+      [1, 3],
+      [2, 4],
+    ]);
     assert.deepEqual(einsum('i,i->', tensor([1, 2, 3]), tensor([4, 5, 6])).tolist(), 32);
-    assert.deepEqual(einsum('i,j->ij', tensor([1, 2]), tensor([3, 4, 5])).tolist(), [[3, 4, 5], [6, 8, 10]]);
+    assert.deepEqual(einsum('i,j->ij', tensor([1, 2]), tensor([3, 4, 5])).tolist(), [
+      [3, 4, 5],
+      [6, 8, 10],
+    ]);
     assert.deepEqual(einsum('ii->i', A()).tolist(), [1, 4]);
     assert.deepEqual(einsum('bij->b', stack([A(), B()])).tolist(), [10, 26]);
     // Attention scores: q·kᵀ per batch and head.
-    const q = tensor([[[[1, 0], [0, 1]]]]); // [1, 1, 2, 2]
-    const k = tensor([[[[2, 3], [4, 5], [6, 7]]]]); // [1, 1, 3, 2]
-    assert.deepEqual(einsum('bhqd,bhkd->bhqk', q, k).tolist(), [[[[2, 4, 6], [3, 5, 7]]]]);
+    const q = tensor([
+      [
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      ],
+    ]); // [1, 1, 2, 2]
+    const k = tensor([
+      [
+        [
+          [2, 3],
+          [4, 5],
+          [6, 7],
+        ],
+      ],
+    ]); // [1, 1, 3, 2]
+    assert.deepEqual(einsum('bhqd,bhkd->bhqk', q, k).tolist(), [
+      [
+        [
+          [2, 4, 6],
+          [3, 5, 7],
+        ],
+      ],
+    ]);
   });
 
   it('linear is x·Wᵀ + b', () => {
     const x = tensor([[1, 2]]);
-    const w = tensor([[1, 0], [0, 1], [1, 1]]);
+    const w = tensor([
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ]);
     assert.deepEqual(linear(x, w, tensor([0.5, 0, -1])).tolist(), [[1.5, 2, 2]]);
     assert.deepEqual(linear(x, w).tolist(), [[1, 2, 3]]);
   });
@@ -757,13 +1325,23 @@ describe('softmax and logSoftmax', () => {
   it('softmax over the last and the first dim', () => {
     assertClose(tensor(rows).softmax(-1), rows.map(sm), F32_TOL, 'softmax dim -1');
     const cols = [0, 1, 2].map((j) => sm([rows[0][j], rows[1][j]]));
-    assertClose(softmax(tensor(rows), 0), [0, 1].map((i) => cols.map((c) => c[i])), F32_TOL, 'softmax dim 0');
+    assertClose(
+      softmax(tensor(rows), 0),
+      [0, 1].map((i) => cols.map((c) => c[i])),
+      F32_TOL,
+      'softmax dim 0',
+    );
     const s = tensor(rows).softmax(1).sum(1);
     assertClose(s, [1, 1], F32_TOL, 'rows sum to 1');
   });
 
   it('logSoftmax and dtype option', () => {
-    assertClose(tensor(rows).logSoftmax(1), rows.map((r) => r.map((v) => v - lse(r))), F32_TOL, 'logSoftmax');
+    assertClose(
+      tensor(rows).logSoftmax(1),
+      rows.map((r) => r.map((v) => v - lse(r))),
+      F32_TOL,
+      'logSoftmax',
+    );
     const d = tensor(rows).softmax(1, 'float64');
     assert.equal(d.dtype, 'float64');
     assertClose(d, rows.map(sm), F32_TOL, 'softmax to float64');
@@ -816,7 +1394,13 @@ describe('crossEntropy', () => {
 
   it('(N, C, d) logits with (N, d) targets', () => {
     // Two positions per sample: logits[n, :, d].
-    const lg = tensor([[[1, 0.5], [2, 0.5], [3, 2]]]); // [1, 3, 2]: position 0 is L[0], position 1 is L[2]
+    const lg = tensor([
+      [
+        [1, 0.5],
+        [2, 0.5],
+        [3, 2],
+      ],
+    ]); // [1, 3, 2]: position 0 is L[0], position 1 is L[2]
     assertClose(crossEntropy(lg, i64([[2, 1]])), (nll(0, 2) + nll(2, 1)) / 2, F32_TOL, 'spatial cross-entropy');
   });
 });
@@ -829,10 +1413,28 @@ describe('topk, sort, argsort, bincount, oneHot', () => {
     assert.deepEqual(t.values.tolist(), [5, 4]);
     assertTensor(t.indices, 'int64', [2], [1, 3]);
     const s = tensor([1, 5, 3, 4]).topk(2, -1, false);
-    assert.deepEqual([s.values.tolist(), s.indices.tolist()], [[1, 3], [0, 2]]);
-    const r = tensor([[1, 9, 2], [7, 3, 8]]).topk(1, 1);
-    assert.deepEqual([r.values.tolist(), r.indices.tolist()], [[[9], [8]], [[1], [2]]]);
-    const c = tensor([[1, 9, 2], [7, 3, 8]]).topk(1, 0);
+    assert.deepEqual(
+      [s.values.tolist(), s.indices.tolist()],
+      [
+        [1, 3],
+        [0, 2],
+      ],
+    );
+    const r = tensor([
+      [1, 9, 2],
+      [7, 3, 8],
+    ]).topk(1, 1);
+    assert.deepEqual(
+      [r.values.tolist(), r.indices.tolist()],
+      [
+        [[9], [8]],
+        [[1], [2]],
+      ],
+    );
+    const c = tensor([
+      [1, 9, 2],
+      [7, 3, 8],
+    ]).topk(1, 0);
     assert.deepEqual(c.indices.tolist(), [[1, 0, 1]]);
   });
 
@@ -847,14 +1449,40 @@ describe('topk, sort, argsort, bincount, oneHot', () => {
     // Stability on a long run of ties (beyond any small-size special case).
     const ties = tensor(Array.from({ length: 64 }, (_, i) => i % 2));
     assert.deepEqual(ties.sort().indices.toArray(), [...Array.from({ length: 32 }, (_, i) => 2 * i), ...Array.from({ length: 32 }, (_, i) => 2 * i + 1)]);
-    const m = tensor([[2, 0, 1], [0, 2, 1]]).sort(0);
-    assert.deepEqual([m.values.tolist(), m.indices.tolist()], [[[0, 0, 1], [2, 2, 1]], [[1, 0, 0], [0, 1, 1]]]);
+    const m = tensor([
+      [2, 0, 1],
+      [0, 2, 1],
+    ]).sort(0);
+    assert.deepEqual(
+      [m.values.tolist(), m.indices.tolist()],
+      [
+        [
+          [0, 0, 1],
+          [2, 2, 1],
+        ],
+        [
+          [1, 0, 0],
+          [0, 1, 1],
+        ],
+      ],
+    );
   });
 
   it('argsort', () => {
     assertTensor(tensor([0.3, -1, 2, 0]).argsort(), 'int64', [4], [1, 3, 0, 2]);
     assert.deepEqual(tensor([0.3, -1, 2, 0]).argsort(-1, true).tolist(), [2, 0, 3, 1]);
-    assert.deepEqual(tensor([[3, 1, 2], [1, 2, 3]]).argsort(1).tolist(), [[1, 2, 0], [0, 1, 2]]);
+    assert.deepEqual(
+      tensor([
+        [3, 1, 2],
+        [1, 2, 3],
+      ])
+        .argsort(1)
+        .tolist(),
+      [
+        [1, 2, 0],
+        [0, 1, 2],
+      ],
+    );
   });
 
   it('bincount with weights and minlength', () => {
@@ -868,8 +1496,25 @@ describe('topk, sort, argsort, bincount, oneHot', () => {
   });
 
   it('oneHot', () => {
-    assertTensor(oneHot(i64([0, 2, 1]), 3), 'int64', [3, 3], [[1, 0, 0], [0, 0, 1], [0, 1, 0]]);
-    assertTensor(oneHot(i64([1, 3])), 'int64', [2, 4], [[0, 1, 0, 0], [0, 0, 0, 1]]); // classes inferred
+    assertTensor(
+      oneHot(i64([0, 2, 1]), 3),
+      'int64',
+      [3, 3],
+      [
+        [1, 0, 0],
+        [0, 0, 1],
+        [0, 1, 0],
+      ],
+    );
+    assertTensor(
+      oneHot(i64([1, 3])),
+      'int64',
+      [2, 4],
+      [
+        [0, 1, 0, 0],
+        [0, 0, 0, 1],
+      ],
+    ); // classes inferred
     assert.deepEqual(oneHot(i64([[0], [1]]), 2).shape, [2, 1, 2]);
   });
 });
@@ -929,17 +1574,38 @@ describe('in-place ops', () => {
   it('copy_ broadcasts and converts dtype', () => {
     const dst = zeros([2, 3], { dtype: 'int64' });
     assert.equal(dst.copy_(tensor([-1.7, 2.9, 0.5])), dst);
-    assert.deepEqual(dst.tolist(), [[-1, 2, 0], [-1, 2, 0]]);
+    assert.deepEqual(dst.tolist(), [
+      [-1, 2, 0],
+      [-1, 2, 0],
+    ]);
     const f = zeros([2]).copy_(tensor([1.5, 2.5], { dtype: 'float64' }));
     assertTensor(f, 'float32', [2], [1.5, 2.5]);
   });
 
   it('maskedFill_', () => {
-    const x = tensor([[1, 2], [3, 4]]);
-    assert.equal(x.maskedFill_(tensor([[true, false], [false, true]]), -Infinity), x);
-    assert.deepEqual(x.tolist(), [[-Infinity, 2], [3, -Infinity]]);
+    const x = tensor([
+      [1, 2],
+      [3, 4],
+    ]);
+    assert.equal(
+      x.maskedFill_(
+        tensor([
+          [true, false],
+          [false, true],
+        ]),
+        -Infinity,
+      ),
+      x,
+    );
+    assert.deepEqual(x.tolist(), [
+      [-Infinity, 2],
+      [3, -Infinity],
+    ]);
     x.maskedFill_(tensor([true, false]), 0); // broadcast mask
-    assert.deepEqual(x.tolist(), [[0, 2], [0, -Infinity]]);
+    assert.deepEqual(x.tolist(), [
+      [0, 2],
+      [0, -Infinity],
+    ]);
   });
 
   it('in-place on a view writes through to the base', () => {
@@ -947,7 +1613,10 @@ describe('in-place ops', () => {
     base.select(0, 1).fill_(7);
     base.slice(1, 0, 1).add_(1);
     base.mT.select(0, 2).mul_(2); // column 2
-    assert.deepEqual(base.tolist(), [[1, 0, 0], [8, 7, 14]]);
+    assert.deepEqual(base.tolist(), [
+      [1, 0, 0],
+      [8, 7, 14],
+    ]);
   });
 });
 
@@ -980,7 +1649,12 @@ describe('dtype conversions', () => {
     assertTensor(tensor([0, 0.5, -2]).bool(), 'bool', [3], [false, true, true]);
     assertTensor(tensor([true, false]).float(), 'float32', [2], [1, 0]);
     assertTensor(arange(3).double(), 'float64', [3], [0, 1, 2]);
-    assert.equal(tensor([1 / 3]).double().item(), Math.fround(1 / 3));
+    assert.equal(
+      tensor([1 / 3])
+        .double()
+        .item(),
+      Math.fround(1 / 3),
+    );
     assertTensor(tensor([1.5]).to({ dtype: 'float64', device: 'cpu' }), 'float64', [1], [1.5]);
   });
 
@@ -1039,7 +1713,15 @@ describe('callOp', () => {
   it('None and default operands', () => {
     const [c] = callOp('aten::clamp', '', [tensor([-2, 0, 5]), null, 1]);
     assert.deepEqual((c as Tensor).tolist(), [-2, 0, 1]);
-    const [m] = callOp('aten::mean', 'dim', [tensor([[1, 2], [3, 4]]), [1], undefined, { dtype: 'float64' }]);
+    const [m] = callOp('aten::mean', 'dim', [
+      tensor([
+        [1, 2],
+        [3, 4],
+      ]),
+      [1],
+      undefined,
+      { dtype: 'float64' },
+    ]);
     assertTensor(m as Tensor, 'float64', [2], [1.5, 3.5]);
     const [v] = callOp('aten::var', 'correction', [tensor([1, 2, 3, 4]), null, 0]);
     assertClose(v as Tensor, 1.25, F32_TOL, 'var with correction 0, dim None');
@@ -1056,13 +1738,25 @@ describe('callOp', () => {
     const [c] = callOp('aten::cat', '', [[x23(), x23()], 1]);
     assert.deepEqual((c as Tensor).shape, [2, 6]);
     const [s] = callOp('aten::stack', '', [[tensor([1, 2]), tensor([3, 4])]]);
-    assert.deepEqual((s as Tensor).tolist(), [[1, 2], [3, 4]]);
+    assert.deepEqual((s as Tensor).tolist(), [
+      [1, 2],
+      [3, 4],
+    ]);
     const [i] = callOp('aten::index', 'Tensor', [x23(), [null, i64([2, 0])]]);
-    assert.deepEqual((i as Tensor).tolist(), [[2, 0], [5, 3]]);
+    assert.deepEqual((i as Tensor).tolist(), [
+      [2, 0],
+      [5, 3],
+    ]);
   });
 
   it('tuple and list results', () => {
-    const r = callOp('aten::max', 'dim', [tensor([[1, 5, 2], [7, 0, 3]]), 1]);
+    const r = callOp('aten::max', 'dim', [
+      tensor([
+        [1, 5, 2],
+        [7, 0, 3],
+      ]),
+      1,
+    ]);
     assert.equal(r.length, 2);
     assert.deepEqual((r[0] as Tensor).tolist(), [5, 7]);
     assertTensor(r[1] as Tensor, 'int64', [2], [1, 0]);
@@ -1071,7 +1765,13 @@ describe('callOp', () => {
     assertClose(m as Tensor, 2.5, F32_TOL, 'var_mean mean');
     const [parts] = callOp('aten::split_with_sizes', '', [arange(5), [2, 3]]);
     assert.ok(Array.isArray(parts));
-    assert.deepEqual((parts as Tensor[]).map((t) => t.tolist()), [[0, 1], [2, 3, 4]]);
+    assert.deepEqual(
+      (parts as Tensor[]).map((t) => t.tolist()),
+      [
+        [0, 1],
+        [2, 3, 4],
+      ],
+    );
   });
 
   it('results that are not tensors', () => {
@@ -1093,7 +1793,19 @@ describe('callOp', () => {
     assert.equal((both as Tensor[])[0], a);
     assert.equal((both as Tensor[])[1], b);
     const [mixed] = callOp('aten::broadcast_tensors', '', [[tensor([[1], [2]]), b]]);
-    assert.deepEqual((mixed as Tensor[]).map((t) => t.tolist()), [[[1, 1], [2, 2]], [[3, 4], [3, 4]]]);
+    assert.deepEqual(
+      (mixed as Tensor[]).map((t) => t.tolist()),
+      [
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        [
+          [3, 4],
+          [3, 4],
+        ],
+      ],
+    );
   });
 
   it('a generator operand', () => {

@@ -111,10 +111,33 @@ function runRecords(steps: number, scale = 1): MetricRecord[] {
 describe('renderPlots', () => {
   test('writes the standard charts it has data for, each a valid SVG naming its series', async () => {
     const out = join(dir, 'run');
-    const files = await renderPlots(runRecords(60), out, { title: 'small-test', series: ['custom_metric', { name: 'two', title: 'two keys', series: [{ label: 'a', key: 'custom_metric' }, { label: 'd', key: 'depths' }] }] });
+    const files = await renderPlots(runRecords(60), out, {
+      title: 'small-test',
+      series: [
+        'custom_metric',
+        {
+          name: 'two',
+          title: 'two keys',
+          series: [
+            { label: 'a', key: 'custom_metric' },
+            { label: 'd', key: 'depths' },
+          ],
+        },
+      ],
+    });
     const names = files.map((f) => basename(f));
     // aux_loss is null throughout: no chart
-    assert.deepEqual(names, ['loss.svg', 'lr.svg', 'grad_norm.svg', 'tokens_per_s.svg', 'mtp_loss.svg', 'expert_load.svg', 'val_bpb.svg', 'custom_metric.svg', 'two.svg']);
+    assert.deepEqual(names, [
+      'loss.svg',
+      'lr.svg',
+      'grad_norm.svg',
+      'tokens_per_s.svg',
+      'mtp_loss.svg',
+      'expert_load.svg',
+      'val_bpb.svg',
+      'custom_metric.svg',
+      'two.svg',
+    ]);
     assert.deepEqual(readdirSync(out).sort(), [...names].sort()); // no temporary files left
     const expect: Record<string, string[]> = {
       'loss.svg': ['train', 'train main (lm)', 'val', 'small-test: loss'],
@@ -128,7 +151,8 @@ describe('renderPlots', () => {
     };
     for (const f of files) {
       const x = svgOf(f);
-      for (const s of expect[basename(f)] ?? []) assert.ok(x.texts.includes(s), `${basename(f)} should show "${s}"; has ${JSON.stringify(x.texts.slice(0, 30))}`);
+      for (const s of expect[basename(f)] ?? [])
+        assert.ok(x.texts.includes(s), `${basename(f)} should show "${s}"; has ${JSON.stringify(x.texts.slice(0, 30))}`);
     }
   });
 
@@ -176,6 +200,16 @@ describe('renderComparison', () => {
     const file = join(dir, 'none.svg');
     await assert.rejects(renderComparison([{ name: 'a', records: runRecords(5) }], 'nope', file), /none of the runs \(a\) has numeric values of nope/);
     assert.ok(!existsSync(file));
-    await assert.rejects(renderComparison([{ name: 'a', records: [] }, { name: 'a', records: [] }], 'loss', file), /two runs are named a/);
+    await assert.rejects(
+      renderComparison(
+        [
+          { name: 'a', records: [] },
+          { name: 'a', records: [] },
+        ],
+        'loss',
+        file,
+      ),
+      /two runs are named a/,
+    );
   });
 });

@@ -1,4 +1,4 @@
-// Reward rules of the three tasks (DESIGN.md §3 and docs/data.md), one hand-written case per rule,
+// Reward rules of the three tasks (docs/data.md), one hand-written case per rule,
 // the hostile answers, which <answer> counts, and fuzzing: any string gives 0, 0.1 or 1, never throws.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -121,6 +121,7 @@ describe('hostile answers never throw and get the rule score', () => {
     ['process.exit()', 0.1],
     ['require("child_process").execSync("rm -rf /")', 0.1],
     ['(44).constructor.constructor("return process")()', 0.1],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile answer written as a template literal
     ['`${44 + 19 + 35}`', 0.1],
     ['44 + 19 + 35; process.exit(1)', 0.1],
     ['globalThis', 0.1],
@@ -183,7 +184,13 @@ describe('multiplication reward', () => {
 });
 
 describe('word problem reward', () => {
-  const p: WordProblem = { task: 'wordproblems', text: 'Ava has 3 apples. Ava finds 4 more apples. How many apples does Ava have now?', start: 3, ops: [{ kind: 'add', k: 4 }], answer: 7 };
+  const p: WordProblem = {
+    task: 'wordproblems',
+    text: 'Ava has 3 apples. Ava finds 4 more apples. How many apples does Ava have now?',
+    start: 3,
+    ops: [{ kind: 'add', k: 4 }],
+    answer: 7,
+  };
   test('same 0 / 0.1 / 1.0 integer rule', () => {
     assert.equal(wordproblems.reward(ans('7'), p), 1);
     assert.equal(wordproblems.reward(ans('8'), p), 0.1);
@@ -193,7 +200,32 @@ describe('word problem reward', () => {
 });
 
 describe('fuzzing', () => {
-  const pieces = ['<answer>', '</answer>', '<think>', '</think>', '44', '19', '35', '98', '0', '(', ')', '+', '-', '*', '/', ' ', '\n', '.', '٣', '３', 'e', '=', '**', '9'.repeat(30)];
+  const pieces = [
+    '<answer>',
+    '</answer>',
+    '<think>',
+    '</think>',
+    '44',
+    '19',
+    '35',
+    '98',
+    '0',
+    '(',
+    ')',
+    '+',
+    '-',
+    '*',
+    '/',
+    ' ',
+    '\n',
+    '.',
+    '٣',
+    '３',
+    'e',
+    '=',
+    '**',
+    '9'.repeat(30),
+  ];
   const structured = fc.array(fc.constantFrom(...pieces), { maxLength: 60 }).map((a) => a.join(''));
   const anyString = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), structured);
   const mult = { task: 'multiplication', a: 12, b: 34 } as const;
@@ -220,9 +252,12 @@ describe('fuzzing', () => {
 
   test('an answer inside tags of random content is scored, never 0', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 200 }).filter((s) => !s.includes('</answer>')), (s) => {
-        assert.ok(cdr(`<answer>${s}</answer>`) >= 0.1);
-      }),
+      fc.property(
+        fc.string({ maxLength: 200 }).filter((s) => !s.includes('</answer>')),
+        (s) => {
+          assert.ok(cdr(`<answer>${s}</answer>`) >= 0.1);
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -127,7 +127,13 @@ describe('policy loss', () => {
 
   test('β adds β·KL per token, aggregated like the rest', () => {
     const withKl = policyLoss(
-      { logp: tensor([[Math.log(0.5)]]), oldLogp: tensor([[Math.log(0.5)]]), refLogp: tensor([[Math.log(0.25)]]), advantages: tensor([0]), mask: tensor([[1]]) },
+      {
+        logp: tensor([[Math.log(0.5)]]),
+        oldLogp: tensor([[Math.log(0.5)]]),
+        refLogp: tensor([[Math.log(0.25)]]),
+        advantages: tensor([0]),
+        mask: tensor([[1]]),
+      },
       { epsLow: 0.2, epsHigh: 0.2, beta: 0.04, norm: { variant: 'dapo', sequences: 1, tokens: 1, microBatches: 1, maxCompletionLength: 1 } },
     );
     const kl = 0.5 - Math.log(0.5) - 1; // exp(d) − d − 1 with d = log 0.25 − log 0.5
@@ -242,14 +248,33 @@ describe('config', () => {
 });
 
 describe('dynamic sampling bookkeeping', () => {
-  const stats = { rows: 4, promptTokens: 10, generatedTokens: 20, steps: 5, compactions: 0, prefillMs: 1, decodeMs: 9, tokensPerSecond: 2000, decodeTokensPerSecond: 2000 };
+  const stats = {
+    rows: 4,
+    promptTokens: 10,
+    generatedTokens: 20,
+    steps: 5,
+    compactions: 0,
+    prefillMs: 1,
+    decodeMs: 9,
+    tokensPerSecond: 2000,
+    decodeTokensPerSecond: 2000,
+  };
   const fake = (tag: string): Rollout => ({
     groupSize: 2,
     prompts: [Int32Array.from([1]), Int32Array.from([2])],
     problems: generateProblems('multiplication', { seed: tag, split: 'train', n: 4 }),
     completions: [[1], [2], [3], [4]],
     texts: ['a', 'b', 'c', 'd'].map((x) => tag + x),
-    rewards: [0, 0, 1, 0].map((r) => scoreRewards('', generateProblems('countdown', { seed: 0, split: 'train', n: 1 })[0], parseRewardWeights({ task: 1 }), { tokens: 1, truncated: false, maxNewTokens: 8, lengthCache: 2 })).map((b, i) => ({ ...b, total: [0, 0, 1, 0][i] })),
+    rewards: [0, 0, 1, 0]
+      .map((_r) =>
+        scoreRewards('', generateProblems('countdown', { seed: 0, split: 'train', n: 1 })[0], parseRewardWeights({ task: 1 }), {
+          tokens: 1,
+          truncated: false,
+          maxNewTokens: 8,
+          lengthCache: 2,
+        }),
+      )
+      .map((b, i) => ({ ...b, total: [0, 0, 1, 0][i] })),
     truncated: [false, true, false, false],
     entropy: [0.1, 0.2, 0.3, 0.4],
     selfCheck: [0, 1, 2, 3].map(() => ({ checks: false, revises: false, any: false })),
@@ -266,7 +291,11 @@ describe('dynamic sampling bookkeeping', () => {
     assert.equal(both.prompts.length, 3);
     assert.equal(both.stats.generatedTokens, 40);
     assert.equal(both.stats.tokensPerSecond, 40 / 0.02);
-    const adv = groupAdvantages(both.rewards.map((r) => r.total), 2, { scale: true, eps: 1e-4 });
+    const adv = groupAdvantages(
+      both.rewards.map((r) => r.total),
+      2,
+      { scale: true, eps: 1e-4 },
+    );
     assert.deepEqual(adv.zeroSpread, [false, true, false]);
   });
 });
@@ -299,7 +328,10 @@ describe('update log-probabilities', () => {
     const rowPrompts = groupOf.map((g) => prompts[g]);
     const perRow = (): { lp: number[][]; grad: number[] } => {
       const { logp } = completionLogprobs(model, sequenceBatch(rowPrompts, completions, 0, keep));
-      logp.mul(sequenceBatch(rowPrompts, completions, 0, keep).mask).sum().backward();
+      logp
+        .mul(sequenceBatch(rowPrompts, completions, 0, keep).mask)
+        .sum()
+        .backward();
       const g = model.headWeight().grad!.flatten().tolist() as number[];
       model.zeroGrad();
       return { lp: logp.detach().tolist() as number[][], grad: g };

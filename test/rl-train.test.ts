@@ -83,7 +83,24 @@ describe('GRPO on a tiny model', () => {
     const first = mean(rewards.slice(0, 3));
     const last = mean(rewards.slice(-3));
     assert.ok(last > first + 0.03, `mean reward ${first.toFixed(3)} (first 3 steps) → ${last.toFixed(3)} (last 3)`);
-    for (const key of ['reward', 'reward_std', 'reward_by_fn', 'accuracy', 'completion_len_mean', 'completion_len_max', 'truncated_share', 'self_check_share', 'kl', 'clip_ratio', 'entropy', 'zero_spread_share', 'rollout_s', 'update_s', 'grad_norm', 'expert_load']) {
+    for (const key of [
+      'reward',
+      'reward_std',
+      'reward_by_fn',
+      'accuracy',
+      'completion_len_mean',
+      'completion_len_max',
+      'truncated_share',
+      'self_check_share',
+      'kl',
+      'clip_ratio',
+      'entropy',
+      'zero_spread_share',
+      'rollout_s',
+      'update_s',
+      'grad_norm',
+      'expert_load',
+    ]) {
       assert.ok(key in recs[0], key);
     }
     assert.ok((recs.at(-1)!.kl as number) > 0, 'the policy moved away from the base');
@@ -157,11 +174,21 @@ describe('the R1-Zero experiment and the main job', () => {
       samples: 2,
       runsDir: runs,
       docsDir: docs,
-      rlOverrides: { promptsPerStep: 2, groupSize: 2, maxNewTokens: 24, taskConfig: { minDigitsA: 1, maxDigitsA: 1, minDigitsB: 1, maxDigitsB: 1, promptFrame: 'tinyzero' }, trainProblems: 20, checkpointEvery: 1 },
+      rlOverrides: {
+        promptsPerStep: 2,
+        groupSize: 2,
+        maxNewTokens: 24,
+        taskConfig: { minDigitsA: 1, maxDigitsA: 1, minDigitsB: 1, maxDigitsB: 1, promptFrame: 'tinyzero' },
+        trainProblems: 20,
+        checkpointEvery: 1,
+      },
       log: quiet,
     };
     const r = await runR1Zero(o);
-    const j = JSON.parse(readFileSync(join(docs, 'results', 'r1-zero.json'), 'utf8')) as Record<string, { base_pass1: number; rl_pass1: number; base: { sampled_pass1: number } }>;
+    const j = JSON.parse(readFileSync(join(docs, 'results', 'r1-zero.json'), 'utf8')) as Record<
+      string,
+      { base_pass1: number; rl_pass1: number; base: { sampled_pass1: number } }
+    >;
     for (const k of ['base_pass1', 'rl_pass1'] as const) {
       assert.ok(j.multiplication[k] >= 0 && j.multiplication[k] <= 1, k);
     }
@@ -179,7 +206,16 @@ describe('the R1-Zero experiment and the main job', () => {
   test('the main job starts from a shipped base model when there is one', async () => {
     const lines: string[] = [];
     const shipped = join(runs, 'shipped');
-    await runPipeline({ config: join(runs, 'base', 'config.json'), fromScratch: true, rl: false, shipBase: true, shippedBase: shipped, evalProblems: 2, passKSamples: 2, log: quiet });
+    await runPipeline({
+      config: join(runs, 'base', 'config.json'),
+      fromScratch: true,
+      rl: false,
+      shipBase: true,
+      shippedBase: shipped,
+      evalProblems: 2,
+      passKSamples: 2,
+      log: quiet,
+    });
     assert.ok(existsSync(join(shipped, 'model.safetensors')) && existsSync(join(shipped, 'tokenizer.json')) && existsSync(join(shipped, 'pretraining.json')));
     const s = await runPipeline({ shippedBase: shipped, rl: false, log: (x: string) => lines.push(x) });
     assert.equal(s.model, shipped);

@@ -14,7 +14,7 @@ import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../src/model/ch
 import { loadPreset } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { AdamW, weightDecayGroups } from '../src/nn/index.ts';
-import { parseRlConfig } from '../src/rl/config.ts';
+import { resolveRlConfig } from '../src/rl/config.ts';
 import { parseRewardWeights } from '../src/rl/rewards.ts';
 import { latestCheckpoint, readTrainerState, saveTrainingCheckpoint } from '../src/run/checkpointing.ts';
 import { parseJsonStrict, readJsonObject } from '../src/run/config-file.ts';
@@ -41,15 +41,21 @@ describe('run names and paths', () => {
   test('a name that is not one safe path segment is refused by every stage', () => {
     for (const name of ['..', '.', '.hidden', 'a/b', '../x', 'cache', 'r1-zero-report', '']) {
       assert.throws(() => resolveConfig(PretrainConfig, 'pretrain-tiny', { name, runsDir: root }, 'test'), /name/, `pretrain ${JSON.stringify(name)}`);
-      assert.throws(() => parseRlConfig({ name, runsDir: root, base: root, task: 'countdown' }), /name/, `rl ${JSON.stringify(name)}`);
+      assert.throws(() => resolveRlConfig('rl-countdown', { name, runsDir: root }), /name/, `rl ${JSON.stringify(name)}`);
       assert.throws(() => runDirOf({ runsDir: root, name }), /run name/, `runDirOf ${JSON.stringify(name)}`);
     }
     assert.equal(runDirOf({ runsDir: root, name: 'ok.run-1_a' }), join(root, 'ok.run-1_a'));
   });
 
-  test("latest.json whose dir leaves its run is refused, not resumed", async () => {
+  test('latest.json whose dir leaves its run is refused, not resumed', async () => {
     const run = join(root, 'escape');
-    await saveTrainingCheckpoint(run, { model: tinyModel(), optimizer: new AdamW(weightDecayGroups(tinyModel(), 0), { lr: 1e-3 }), tokenizer: tok(), keep: 2, state: { kind: 'test', step: 1, tokensSeen: 0, elapsed: 0, data: null, rng: null, config: null } });
+    await saveTrainingCheckpoint(run, {
+      model: tinyModel(),
+      optimizer: new AdamW(weightDecayGroups(tinyModel(), 0), { lr: 1e-3 }),
+      tokenizer: tok(),
+      keep: 2,
+      state: { kind: 'test', step: 1, tokensSeen: 0, elapsed: 0, data: null, rng: null, config: null },
+    });
     writeFileSync(join(run, 'checkpoints', 'latest.json'), JSON.stringify({ step: 1, dir: '../../other/checkpoints/step-000001' }));
     assert.throws(() => latestCheckpoint(run), /must name a step checkpoint beside it/);
   });
@@ -57,7 +63,10 @@ describe('run names and paths', () => {
   test('a runs directory that cannot hold runs is named, with the fix', () => {
     const file = join(root, 'a-file');
     writeFileSync(file, 'x');
-    assert.throws(() => openRunDir({ runsDir: file, name: 'r', steps: 1 }, false, []), (e: Error) => e.message.includes(file) && /--runs-dir/.test(e.message));
+    assert.throws(
+      () => openRunDir({ runsDir: file, name: 'r', steps: 1 }, false, []),
+      (e: Error) => e.message.includes(file) && /--runs-dir/.test(e.message),
+    );
   });
 
   test('what an interrupted final save left behind is removed when the run opens', () => {
@@ -75,9 +84,15 @@ describe('run files that do not parse', () => {
   test('malformed JSON, a key given twice and a non-object name the file and the place', () => {
     const f = join(root, 'bad.json');
     writeFileSync(f, '{"steps": 3,\n "steps": 4}');
-    assert.throws(() => readJsonObject(f), (e: Error) => e.message.includes(f) && /"steps" appears twice/.test(e.message) && /line 2/.test(e.message));
+    assert.throws(
+      () => readJsonObject(f),
+      (e: Error) => e.message.includes(f) && /"steps" appears twice/.test(e.message) && /line 2/.test(e.message),
+    );
     writeFileSync(f, '{"steps": 3,');
-    assert.throws(() => readJsonObject(f), (e: Error) => e.message.includes(f) && /not valid JSON/.test(e.message));
+    assert.throws(
+      () => readJsonObject(f),
+      (e: Error) => e.message.includes(f) && /not valid JSON/.test(e.message),
+    );
     writeFileSync(f, '[1]');
     assert.throws(() => readJsonObject(f), /expected a JSON object/);
     assert.throws(() => parseJsonStrict('{"a": {"b": 1, "b": 2}}', 'x'), /"a.b" appears twice/);
@@ -92,13 +107,25 @@ describe('run files that do not parse', () => {
 
   test('trainer.json with a wrong type or bad JSON names the file and the field', async () => {
     const run = join(root, 'state');
-    const dir = await saveTrainingCheckpoint(run, { model: tinyModel(), optimizer: new AdamW(weightDecayGroups(tinyModel(), 0), { lr: 1e-3 }), tokenizer: tok(), keep: 2, state: { kind: 'test', step: 6, tokensSeen: 0, elapsed: 0, data: null, rng: null, config: null } });
+    const dir = await saveTrainingCheckpoint(run, {
+      model: tinyModel(),
+      optimizer: new AdamW(weightDecayGroups(tinyModel(), 0), { lr: 1e-3 }),
+      tokenizer: tok(),
+      keep: 2,
+      state: { kind: 'test', step: 6, tokensSeen: 0, elapsed: 0, data: null, rng: null, config: null },
+    });
     const file = join(dir, 'trainer.json');
     const good = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     writeFileSync(file, JSON.stringify({ ...good, step: '6' }));
-    assert.throws(() => readTrainerState(dir), (e: Error) => e.message.includes(file) && /"step" must be a non-negative number \(found "6"\)/.test(e.message));
+    assert.throws(
+      () => readTrainerState(dir),
+      (e: Error) => e.message.includes(file) && /"step" must be a non-negative number \(found "6"\)/.test(e.message),
+    );
     writeFileSync(file, '{"version": 1,');
-    assert.throws(() => readTrainerState(dir), (e: Error) => e.message.includes(file) && /not valid JSON/.test(e.message));
+    assert.throws(
+      () => readTrainerState(dir),
+      (e: Error) => e.message.includes(file) && /not valid JSON/.test(e.message),
+    );
   });
 });
 
@@ -111,7 +138,12 @@ describe('resume', () => {
     const { renameSync } = await import('node:fs');
     renameSync(join(root, 'res'), join(moved, 'res'));
     // a moved run, with a lower learning rate: accepted
-    const again = resolveConfig(PretrainConfig, 'pretrain-tiny', { runsDir: moved, name: 'res', steps: 4, checkpointEvery: 2, optim: { ...c.optim, lr: c.optim.lr / 2 } }, 'test');
+    const again = resolveConfig(
+      PretrainConfig,
+      'pretrain-tiny',
+      { runsDir: moved, name: 'res', steps: 4, checkpointEvery: 2, optim: { ...c.optim, lr: c.optim.lr / 2 } },
+      'test',
+    );
     const r = await pretrain(again, { log: quiet, resume: true });
     assert.equal(r.stoppedBy, 'done');
     // asked for no more steps than done: refused, config untouched
@@ -160,7 +192,14 @@ describe('divergence and damaged weights', () => {
         evalEvery: 100,
         evaluate: async () => ({}),
         checkpointEvery: 1,
-        save: (step, extra) => saveTrainingCheckpoint(run, { model, optimizer, tokenizer: t, keep: 5, state: { kind: 'test', step, ...extra, data: null, rng: null, config: null } }),
+        save: (step, extra) =>
+          saveTrainingCheckpoint(run, {
+            model,
+            optimizer,
+            tokenizer: t,
+            keep: 5,
+            state: { kind: 'test', step, ...extra, data: null, rng: null, config: null },
+          }),
         repoint: (dir) => {
           const name = dir.split('/').at(-1);
           writeFileSync(join(run, 'checkpoints', 'latest.json'), JSON.stringify({ step: Number(name?.slice(5)), dir: name }));
@@ -179,7 +218,10 @@ describe('divergence and damaged weights', () => {
     noGrad(() => w.fill_(Number.NaN));
     const dir = join(root, 'nan-ckpt');
     await saveCheckpoint(dir, model);
-    assert.throws(() => loadCheckpoint(dir), (e: unknown) => e instanceof CheckpointError && e.message.includes(name) && /non-finite/.test(e.message));
+    assert.throws(
+      () => loadCheckpoint(dir),
+      (e: unknown) => e instanceof CheckpointError && e.message.includes(name) && /non-finite/.test(e.message),
+    );
   });
 
   test('a failed checkpoint write names the run and the last complete checkpoint', async () => {
@@ -198,7 +240,10 @@ describe('divergence and damaged weights', () => {
     const save = checkpointWriter(run, { model, optimizer, tokenizer, keep: 1, kind: 'test', config: null, data: () => null, flush: () => undefined });
     await save(1, { tokensSeen: 0, elapsed: 0 });
     full = true;
-    await assert.rejects(save(2, { tokensSeen: 0, elapsed: 0 }), (e: Error) => e.message.includes(run) && /the disk is full/.test(e.message) && /step-000001 \(step 1\)/.test(e.message) && /--resume/.test(e.message));
+    await assert.rejects(
+      save(2, { tokensSeen: 0, elapsed: 0 }),
+      (e: Error) => e.message.includes(run) && /the disk is full/.test(e.message) && /step-000001 \(step 1\)/.test(e.message) && /--resume/.test(e.message),
+    );
     assert.deepEqual(
       readdirSync(join(run, 'checkpoints')).filter((n) => n.includes('tmp')),
       [],
@@ -211,7 +256,7 @@ describe('divergence and damaged weights', () => {
 describe('rewards and CLI flags', () => {
   test('a negative reward weight is refused', () => {
     assert.throws(() => parseRewardWeights({ task: -1 }), /must be finite and ≥ 0/);
-    assert.throws(() => parseRlConfig({ name: 'r', runsDir: root, base: root, task: 'countdown', rewards: { task: -1 } }), /≥ 0/);
+    assert.throws(() => resolveRlConfig('rl-countdown', { name: 'r', runsDir: root, rewards: { task: -1 } }), /≥ 0/);
     const r = cli('rl', '--rewards', 'task=-1', '--name', 'neg', '--runs-dir', root);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /reward weights must be ≥ 0/);

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { coreTypeFromFlags, readCpuFacts } from '../src/core/blas.ts';
+import { coreTypeFromFlags, type readCpuFacts } from '../src/core/blas.ts';
 import { getNumThreads, runtimeInfo } from '../src/core/index.ts';
 
 const bin = new URL('../bin/tinyseek.js', import.meta.url).pathname;
@@ -118,7 +118,21 @@ describe('tinyseek params', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tinyseek-params-'));
     try {
       const good = join(dir, 'config.json');
-      writeFileSync(good, JSON.stringify({ vocab_size: 100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, kv_lora_rank: 16, qk_nope_head_dim: 8, qk_rope_head_dim: 4, v_head_dim: 8, max_position_embeddings: 64 }));
+      writeFileSync(
+        good,
+        JSON.stringify({
+          vocab_size: 100,
+          hidden_size: 32,
+          intermediate_size: 64,
+          num_hidden_layers: 2,
+          num_attention_heads: 2,
+          kv_lora_rank: 16,
+          qk_nope_head_dim: 8,
+          qk_rope_head_dim: 4,
+          v_head_dim: 8,
+          max_position_embeddings: 64,
+        }),
+      );
       const r = run(['params', '--config', dir]);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /total parameters/);

@@ -4,14 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DTYPES, type DType, type Tensor, Generator, fromTypedArray, randn, scalar, tensor, zeros } from '../src/core/index.ts';
-import {
-  SafetensorsError,
-  SafetensorsFile,
-  loadSafetensors,
-  parseHeader,
-  saveSafetensors,
-  saveSafetensorsSync,
-} from '../src/io/safetensors.ts';
+import { SafetensorsError, SafetensorsFile, loadSafetensors, parseHeader, saveSafetensors, saveSafetensorsSync } from '../src/io/safetensors.ts';
 
 let dir = '';
 before(() => {
@@ -145,7 +138,10 @@ describe('round trip', () => {
     const f = SafetensorsFile.open(file);
     try {
       assert.deepEqual(f.readRaw('w'), new Uint8Array([1, 0, 2, 0]));
-      assert.throws(() => f.read('nope'), (e: unknown) => e instanceof SafetensorsError && /raw\.safetensors: tensor 'nope': no such tensor.*'w'/.test(e.message));
+      assert.throws(
+        () => f.read('nope'),
+        (e: unknown) => e instanceof SafetensorsError && /raw\.safetensors: tensor 'nope': no such tensor.*'w'/.test(e.message),
+      );
     } finally {
       f.close();
     }
@@ -238,7 +234,13 @@ describe('reference layout', () => {
       assert.deepEqual(f.info('q'), { dtype: 'F8_E4M3', shape: [2], byteLength: 2 });
       assert.deepEqual(f.readRaw('q'), new Uint8Array([0, 1]));
       assert.deepEqual(f.readRaw('x'), data.slice(16, 24));
-      for (const [name, dt] of [['q', 'F8_E4M3'], ['r', 'F8_E5M2'], ['u', 'U16'], ['v', 'U32'], ['x', 'U64']]) {
+      for (const [name, dt] of [
+        ['q', 'F8_E4M3'],
+        ['r', 'F8_E5M2'],
+        ['u', 'U16'],
+        ['v', 'U32'],
+        ['x', 'U64'],
+      ]) {
         assert.throws(
           () => f.read(name),
           (e: unknown) => e instanceof SafetensorsError && e.message.includes(`tensor '${name}': dtype ${dt}`) && e.message.includes(`readRaw('${name}')`),
@@ -258,7 +260,10 @@ describe('validation', () => {
     rejects(new Uint8Array([1, 0, 0]), /3 bytes, shorter than the 8-byte header length/);
     const file = path.join(dir, 'tiny.safetensors');
     fs.writeFileSync(file, new Uint8Array(5));
-    assert.throws(() => SafetensorsFile.open(file), (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: file is 5 bytes`));
+    assert.throws(
+      () => SafetensorsFile.open(file),
+      (e: unknown) => e instanceof SafetensorsError && e.message.startsWith(`${file}: file is 5 bytes`),
+    );
   });
 
   test('header length larger than 100 MB', () => {
@@ -315,7 +320,10 @@ describe('validation', () => {
   });
 
   test('byte length != numel * itemsize', () => {
-    rejects(build({ w: { dtype: 'BF16', shape: [2, 3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor 'w': data_offsets \[0, 8\] span 8 bytes but shape \[2, 3\] of BF16 needs 12/);
+    rejects(
+      build({ w: { dtype: 'BF16', shape: [2, 3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /tensor 'w': data_offsets \[0, 8\] span 8 bytes but shape \[2, 3\] of BF16 needs 12/,
+    );
   });
 
   test('offsets out of range of the data buffer', () => {
@@ -346,7 +354,10 @@ describe('validation', () => {
     const file = path.join(dir, 'overlap.safetensors');
     const h = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } };
     fs.writeFileSync(file, build(h, f32(1, 2)));
-    assert.throws(() => SafetensorsFile.open(file), (e: unknown) => e instanceof SafetensorsError && e.file === file && e.tensor === 'b');
+    assert.throws(
+      () => SafetensorsFile.open(file),
+      (e: unknown) => e instanceof SafetensorsError && e.file === file && e.tensor === 'b',
+    );
   });
 });
 
@@ -355,8 +366,18 @@ describe('writing', () => {
     const t = scalar(1);
     const file = path.join(dir, 'names.safetensors');
     await assert.rejects(saveSafetensors(file, { '': t }), (e: unknown) => e instanceof SafetensorsError && /empty name/.test(e.message));
-    await assert.rejects(saveSafetensors(file, { __metadata__: t }), (e: unknown) => e instanceof SafetensorsError && /tensor '__metadata__': the name is reserved/.test(e.message));
-    assert.throws(() => saveSafetensorsSync(file, [['x', t], ['x', t]]), (e: unknown) => e instanceof SafetensorsError && /tensor 'x': the name appears twice/.test(e.message));
+    await assert.rejects(
+      saveSafetensors(file, { __metadata__: t }),
+      (e: unknown) => e instanceof SafetensorsError && /tensor '__metadata__': the name is reserved/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        saveSafetensorsSync(file, [
+          ['x', t],
+          ['x', t],
+        ]),
+      (e: unknown) => e instanceof SafetensorsError && /tensor 'x': the name appears twice/.test(e.message),
+    );
     assert.equal(fs.existsSync(file), false);
   });
 
@@ -372,12 +393,19 @@ describe('writing', () => {
     const file = path.join(dir, 'atomic.safetensors');
     await saveSafetensors(file, { w: tensor([1, 2, 3]) });
     const before = fs.readFileSync(file);
-    const listing = () => fs.readdirSync(dir).filter((n) => n.includes('atomic')).sort();
+    const listing = () =>
+      fs
+        .readdirSync(dir)
+        .filter((n) => n.includes('atomic'))
+        .sort();
 
     // Found while planning, before any byte is written.
     const gone = tensor([4, 5, 6]);
     gone.dispose();
-    await assert.rejects(saveSafetensors(file, { w: tensor([9]), v: gone }), (e: unknown) => e instanceof SafetensorsError && /tensor 'v': cannot save: .*disposed/.test(e.message));
+    await assert.rejects(
+      saveSafetensors(file, { w: tensor([9]), v: gone }),
+      (e: unknown) => e instanceof SafetensorsError && /tensor 'v': cannot save: .*disposed/.test(e.message),
+    );
     assert.throws(() => saveSafetensorsSync(file, { v: gone }), SafetensorsError);
 
     // Found mid-write, after the temp file holds the header and earlier tensors.
@@ -400,6 +428,9 @@ describe('writing', () => {
     await saveSafetensors(file, { w: x.mT }); // a transposed view is written in row-major order
     const w = loadSafetensors(file).w;
     sameTensor(x.mT.contiguous(), w);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('over.')), ['over.safetensors']);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.includes('over.')),
+      ['over.safetensors'],
+    );
   });
 });

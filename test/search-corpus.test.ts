@@ -107,7 +107,13 @@ describe('multiplication scratchpads and drills', () => {
         assert.deepEqual(falseEquations(lines.join('\n')), [], lines.join('\n'));
       }
     }
-    assert.deepEqual(multiplicationLines(47, 86).lines, ['47*86 = 47*80 + 47*6.', '47*6: 40*6=240, 7*6=42, 240+42=282.', '47*8: 40*8=320, 7*8=56, 320+56=376, so 47*80=3760.', '282+3760=4042.', 'So 47*86=4042.']);
+    assert.deepEqual(multiplicationLines(47, 86).lines, [
+      '47*86 = 47*80 + 47*6.',
+      '47*6: 40*6=240, 7*6=42, 240+42=282.',
+      '47*8: 40*8=320, 7*8=56, 320+56=376, so 47*80=3760.',
+      '282+3760=4042.',
+      'So 47*86=4042.',
+    ]);
   });
 
   test("drills are the traces' own equations, and leave out the product being asked", () => {
@@ -138,10 +144,13 @@ describe("the 'search' corpus", () => {
     for (const d of docs.filter((x) => x.task === 'multiplication')) assert.equal(scoreCompletion(d.completion, d.problem!).reward, 1);
   });
 
-  test('the compact frame is a generator setting: task-file problems keep TinyZero\'s prompt', () => {
+  test("the compact frame is a generator setting: task-file problems keep TinyZero's prompt", () => {
     const p = generateProblems('countdown', { seed: 0, split: 'heldout', n: 1, config: { ...cdConfig, promptFrame: 'compact' } })[0];
     assert.equal(p.promptFrame, 'compact');
-    assert.equal(promptOf(p), `User: Using the numbers [${p.nums.join(', ')}], create an equation that equals ${p.target}. Think in <think> </think>, answer in <answer> </answer>.\nAssistant: <think>`);
+    assert.equal(
+      promptOf(p),
+      `User: Using the numbers [${p.nums.join(', ')}], create an equation that equals ${p.target}. Think in <think> </think>, answer in <answer> </answer>.\nAssistant: <think>`,
+    );
     assert.match(promptOf(countdownProblem(p.nums, p.target)), /^A conversation between User and Assistant\./);
   });
 });

@@ -24,7 +24,7 @@ import {
 } from '../src/data/index.ts';
 
 describe('prompts', () => {
-  test('Countdown: TinyZero\'s base template, character for character', () => {
+  test("Countdown: TinyZero's base template, character for character", () => {
     const p = countdownProblem([44, 19, 35], 98);
     assert.equal(
       countdown.prompt(p),

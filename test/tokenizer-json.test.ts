@@ -25,7 +25,15 @@ function deepseekStyle(o: { mergeForm?: 'string' | 'array'; withAnswerTags?: boo
     ['ä', '¸'], // 265 ä¸ (the first two bytes of 中, E4 B8)
   ];
   merges.forEach(([a, b], i) => (vocab[a + b] = 259 + i));
-  const added = (id: number, content: string, special: boolean): object => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special, special });
+  const added = (id: number, content: string, special: boolean): object => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: !special,
+    special,
+  });
   const addedTokens = [
     added(0, '<｜begin▁of▁sentence｜>', true),
     added(1, '<｜end▁of▁sentence｜>', true),
@@ -87,7 +95,22 @@ describe("a tokenizer.json in DeepSeek's format", () => {
     // split 3: "hello" " the" " ". BPE: hello → he l l o; " the" → Ġt h e → Ġt he → Ġthe;
     // 123 → 12 3 → 123; 中 = E4 B8 AD → ä¸ Ń; 文 = E6 96 87, no merges.
     const ids = t.encode('hello the 12345 中文');
-    assert.deepEqual(ids, [260, byte('l'), byte('l'), byte('o'), 261, byte(' '), 263, 264, byte(' '), 265, BYTE_BASE + 0xad, BYTE_BASE + 0xe6, BYTE_BASE + 0x96, BYTE_BASE + 0x87]);
+    assert.deepEqual(ids, [
+      260,
+      byte('l'),
+      byte('l'),
+      byte('o'),
+      261,
+      byte(' '),
+      263,
+      264,
+      byte(' '),
+      265,
+      BYTE_BASE + 0xad,
+      BYTE_BASE + 0xe6,
+      BYTE_BASE + 0x96,
+      BYTE_BASE + 0x87,
+    ]);
     assert.equal(t.decode(ids), 'hello the 12345 中文');
     // added tokens
     assert.deepEqual(t.encode('<｜User｜>the<think>', { allowSpecial: true }), [266, byte('t'), 260, 268]);
@@ -125,7 +148,25 @@ describe("a tokenizer.json in DeepSeek's format", () => {
     const json = deepseekStyle({ withAnswerTags: true });
     const ours = Tokenizer.fromJSON(json);
     const peer = new Peer(json, {});
-    const pieces = fc.constantFrom('the', ' the', '12345', '中文', 'ひらがな', 'カタカナ', '.the', "'s", '!!', '\r\n', '  ', '\t', 'é', 'e\u0301', '😀', '<think>', '٣');
+    const pieces = fc.constantFrom(
+      'the',
+      ' the',
+      '12345',
+      '中文',
+      'ひらがな',
+      'カタカナ',
+      '.the',
+      "'s",
+      '!!',
+      '\r\n',
+      '  ',
+      '\t',
+      'é',
+      'e\u0301',
+      '😀',
+      '<think>',
+      '٣',
+    );
     fc.assert(
       fc.property(fc.array(fc.oneof(pieces, fc.string({ unit: 'grapheme', maxLength: 3 })), { maxLength: 15 }), (parts) => {
         const s = parts.join('');
@@ -137,12 +178,14 @@ describe("a tokenizer.json in DeepSeek's format", () => {
 });
 
 describe('unsupported features and broken files are named', () => {
-  const withChange = (change: (j: Record<string, any>) => void): Record<string, unknown> => {
-    const j = deepseekStyle({ withAnswerTags: true }) as Record<string, any>;
+  // biome-ignore lint/suspicious/noExplicitAny: the cases reach into tokenizer.json's nested fields
+  type Json = Record<string, any>;
+  const withChange = (change: (j: Json) => void): Record<string, unknown> => {
+    const j = deepseekStyle({ withAnswerTags: true }) as Json;
     change(j);
     return j;
   };
-  const cases: [string, (j: Record<string, any>) => void, RegExp][] = [
+  const cases: [string, (j: Json) => void, RegExp][] = [
     ['model type WordPiece', (j) => (j.model.type = 'WordPiece'), /model type "WordPiece" is not supported/],
     ['a normalizer', (j) => (j.normalizer = { type: 'NFC' }), /normalizer "NFC" is not supported/],
     ['byte fallback', (j) => (j.model.byte_fallback = true), /model\.byte_fallback = true is not supported/],

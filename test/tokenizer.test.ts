@@ -12,6 +12,7 @@ import { countWords, trainBpe } from '../src/tokenizer/train.ts';
 /** A deterministic mixed corpus: prose, numbers, code-ish lines, CJK, emoji, odd whitespace. */
 function corpus(docs: number, seed = 1): string[] {
   let s = seed;
+  // biome-ignore lint/suspicious/noAssignInExpressions: a one-line linear congruential generator
   const r = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
   const words = ['the', 'model', 'thinks', 'about', 'an', 'answer', 'and', 'then', 'it', 'writes', 'The', 'A', 'number', "don't", "it's", 'of', 'tokens'];
   const extra = ['12 + 7 = 19', '3.14159', '你好世界', '日本語', '😀', '👍🏽', 'e\u0301', '\t', '\r\n', '    ', '(x) => x * 2;', '<b>', '"quoted"'];
@@ -88,7 +89,30 @@ describe('pre-tokenization', () => {
   test("the hand-written JS form of cl100k matches the mechanical translation of tiktoken's pattern", () => {
     const hand = PreTokenizer.cl100k();
     const mechanical = new PreTokenizer([`(?:${CL100K_PATTERN})`]); // not the same string, so it is translated
-    const pieces = fc.constantFrom("'s", "'S", "'ll", "'ſ", ' ', '  ', '\n', '\r\n', '\t', '\u0085', '\ufeff', '\u00a0', 'a', 'Z', 'é', '中', '1', '١', '!', '?!', '😀', 'e\u0301');
+    const pieces = fc.constantFrom(
+      "'s",
+      "'S",
+      "'ll",
+      "'ſ",
+      ' ',
+      '  ',
+      '\n',
+      '\r\n',
+      '\t',
+      '\u0085',
+      '\ufeff',
+      '\u00a0',
+      'a',
+      'Z',
+      'é',
+      '中',
+      '1',
+      '١',
+      '!',
+      '?!',
+      '😀',
+      'e\u0301',
+    );
     fc.assert(
       fc.property(fc.array(pieces, { maxLength: 30 }), fc.string({ unit: 'binary' }), (ps, extra) => {
         const text = ps.join('') + extra;
@@ -100,7 +124,23 @@ describe('pre-tokenization', () => {
 
   test("GPT-4's pieces: contractions, letters with one leading non-letter, numbers in threes, whitespace", () => {
     const pre = PreTokenizer.cl100k();
-    assert.deepEqual(pre.split("Hello world, it's 12345 DON'T  go!\n\n  ok"), ['Hello', ' world', ',', ' it', "'s", ' ', '123', '45', ' DON', "'T", ' ', ' go', '!\n\n', ' ', ' ok']);
+    assert.deepEqual(pre.split("Hello world, it's 12345 DON'T  go!\n\n  ok"), [
+      'Hello',
+      ' world',
+      ',',
+      ' it',
+      "'s",
+      ' ',
+      '123',
+      '45',
+      ' DON',
+      "'T",
+      ' ',
+      ' go',
+      '!\n\n',
+      ' ',
+      ' ok',
+    ]);
     // U+0085 is White_Space (JS's \s misses it); U+FEFF is not (JS's \s has it).
     assert.deepEqual(pre.split('a\u0085\u0085b'), ['a', '\u0085', '\u0085b']);
     assert.deepEqual(pre.split('a\ufeff\ufeffb'), ['a', '\ufeff\ufeff', 'b']);
@@ -189,7 +229,8 @@ describe('training', () => {
         const merges: [number, number, number][] = [];
         while (tokens.length < 256 + 30) {
           const pc = new Map<string, number>();
-          for (const w of words) for (let i = 0; i + 1 < w.syms.length; i++) pc.set(`${w.syms[i]},${w.syms[i + 1]}`, (pc.get(`${w.syms[i]},${w.syms[i + 1]}`) ?? 0) + w.c);
+          for (const w of words)
+            for (let i = 0; i + 1 < w.syms.length; i++) pc.set(`${w.syms[i]},${w.syms[i + 1]}`, (pc.get(`${w.syms[i]},${w.syms[i + 1]}`) ?? 0) + w.c);
           let best: [number, number] | null = null;
           let bestCount = 0;
           for (const [k, n] of pc) {
@@ -241,14 +282,20 @@ describe('training', () => {
 
   test('control-token strings in the corpus are cut out, not learned from; no learned token takes a special string', () => {
     // 'Ġhi' as a special token has the very string the byte-level token of " hi" would have.
-    const t = Tokenizer.train(Array.from({ length: 50 }, () => '<think>FOOD</think><answer>FOOD</answer> hi hi'), {
-      vocabSize: 400,
-      specialTokens: ['Ġhi', '<|end-of-text|>'],
-    });
+    const t = Tokenizer.train(
+      Array.from({ length: 50 }, () => '<think>FOOD</think><answer>FOOD</answer> hi hi'),
+      {
+        vocabSize: 400,
+        specialTokens: ['Ġhi', '<|end-of-text|>'],
+      },
+    );
     const json = t.toJSON() as BpeJson;
     const learned = Object.keys(json.model.vocab).filter((k) => json.model.vocab[k] >= 11 + 256);
     assert.ok(learned.includes('FOOD'), `learned: ${learned.join(' ')}`);
-    assert.ok(learned.every((k) => !/[<>]/.test(k)), `learned: ${learned.join(' ')}`);
+    assert.ok(
+      learned.every((k) => !/[<>]/.test(k)),
+      `learned: ${learned.join(' ')}`,
+    );
     assert.ok(!learned.includes('Ġhi'));
     assert.ok(!t.encode(' hi hi').includes(9));
     assert.equal(t.decode(t.encode(' hi hi')), ' hi hi');
@@ -263,7 +310,22 @@ describe('training', () => {
 });
 
 describe('encoding and decoding', () => {
-  const pieces = fc.constantFrom('😀', '👨‍👩‍👧', '中文', 'e\u0301', '\r\n', '\t', '      ', '\u3000', '\ufeff', '<think>', '<｜User｜>', "'s", '123456', ' the');
+  const pieces = fc.constantFrom(
+    '😀',
+    '👨‍👩‍👧',
+    '中文',
+    'e\u0301',
+    '\r\n',
+    '\t',
+    '      ',
+    '\u3000',
+    '\ufeff',
+    '<think>',
+    '<｜User｜>',
+    "'s",
+    '123456',
+    ' the',
+  );
   const text = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 60 }),
     fc.string({ unit: 'grapheme', maxLength: 40 }),
@@ -281,7 +343,15 @@ describe('encoding and decoding', () => {
   });
 
   test('round trip of emoji, CJK, combining marks, CRLF, tabs, long whitespace, a leading BOM', () => {
-    for (const s of ['👍🏽 🇯🇵 family 👨‍👩‍👧', '中文和日本語のテキスト', 'cafe\u0301 n\u0303', 'a\r\nb\r\n\r\n', '\t\tindented\t', ' '.repeat(5000) + 'x' + '\n'.repeat(300), '\ufeffBOM first']) {
+    for (const s of [
+      '👍🏽 🇯🇵 family 👨‍👩‍👧',
+      '中文和日本語のテキスト',
+      'cafe\u0301 n\u0303',
+      'a\r\nb\r\n\r\n',
+      '\t\tindented\t',
+      `${' '.repeat(5000)}x${'\n'.repeat(300)}`,
+      '\ufeffBOM first',
+    ]) {
       assert.equal(tok.decode(tok.encode(s)), s);
     }
   });
@@ -339,7 +409,10 @@ describe('encoding and decoding', () => {
   });
 
   test('decoding an unknown id is an error naming it; a prefix cut inside a character is not', () => {
-    assert.throws(() => tok.decode([1, 99999]), (e: Error) => e instanceof UnknownTokenError && /id 99999 at position 1/.test(e.message) && /0\.\.599/.test(e.message));
+    assert.throws(
+      () => tok.decode([1, 99999]),
+      (e: Error) => e instanceof UnknownTokenError && /id 99999 at position 1/.test(e.message) && /0\.\.599/.test(e.message),
+    );
     assert.throws(() => tok.decode([-1]), UnknownTokenError);
     const ids = tok.encode('𝄞');
     assert.equal(ids.length, 4); // four bytes, no merge for them in this vocabulary
@@ -349,7 +422,10 @@ describe('encoding and decoding', () => {
   test('streaming decoder: holds back split multi-byte characters, flushes incomplete ones as U+FFFD', () => {
     const d = tok.createDecoder();
     const out = tok.encode('a😀中').map((id) => d.push(id));
-    assert.deepEqual(out.filter((s) => s !== ''), ['a', '😀', '中']);
+    assert.deepEqual(
+      out.filter((s) => s !== ''),
+      ['a', '😀', '中'],
+    );
     assert.equal(d.flush(), '');
     const ids = tok.encode('𝄞');
     assert.equal(d.push(ids[0]) + d.push(ids[1]), '');

@@ -70,18 +70,34 @@ describe('pretraining', () => {
   test('resume refuses a changed config and a run without checkpoints', async () => {
     const c = tiny({ name: 'strict', steps: 4, checkpointEvery: 2 });
     await pretrain(c, { stopAfter: 2, log: quiet });
-    await assert.rejects(pretrain(tiny({ name: 'strict', steps: 4, checkpointEvery: 2, seqLen: 32 }), { resume: true, log: quiet }), /config differs .* seqLen/);
+    await assert.rejects(
+      pretrain(tiny({ name: 'strict', steps: 4, checkpointEvery: 2, seqLen: 32 }), { resume: true, log: quiet }),
+      /config differs .* seqLen/,
+    );
     await assert.rejects(pretrain(c, { log: quiet }), /already holds a run .* --resume/);
     await assert.rejects(pretrain(tiny({ name: 'nothing-here' }), { resume: true, log: quiet }), /no checkpoint to resume from/);
   });
 
   test('SIGKILL at any moment leaves a checkpoint that loads, and --resume finishes the run', async () => {
     const cfg = join(runs, 'kill.json');
-    writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(new URL('../src/train/presets/pretrain-tiny.json', import.meta.url), 'utf8')), runsDir: runs, name: 'killed', steps: 40, checkpointEvery: 1 }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(new URL('../src/train/presets/pretrain-tiny.json', import.meta.url), 'utf8')),
+        runsDir: runs,
+        name: 'killed',
+        steps: 40,
+        checkpointEvery: 1,
+      }),
+    );
     const bin = new URL('../bin/tinyseek.js', import.meta.url).pathname;
     const runDir = join(runs, 'killed');
     for (const delayMs of [150, 400, 650]) {
-      const child = spawn(process.execPath, [bin, 'pretrain', '--config', cfg, ...(existsSync(join(runDir, 'checkpoints', 'latest.json')) ? ['--resume'] : [])], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        [bin, 'pretrain', '--config', cfg, ...(existsSync(join(runDir, 'checkpoints', 'latest.json')) ? ['--resume'] : [])],
+        { stdio: 'ignore' },
+      );
       // Wait for the first checkpoint of this invocation, then kill at a point inside a later save.
       const start = Date.now();
       while (!existsSync(join(runDir, 'checkpoints', 'latest.json')) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 20));
@@ -104,7 +120,10 @@ describe('ablations', () => {
   test('the MTP ablation trains both variants on the same data and reports acceptance only where MTP exists', async () => {
     const docs = join(runs, 'docs');
     const results = await runAblation('mtp', { base: join(runs, 'tiny-base.json'), steps: 4, runsDir: runs, docsDir: docs, log: quiet });
-    assert.deepEqual(results.map((r) => r.name), ['mtp', 'no_mtp']);
+    assert.deepEqual(
+      results.map((r) => r.name),
+      ['mtp', 'no_mtp'],
+    );
     assert.ok(results[0].mtpAcceptance !== null && results[0].mtpAcceptance >= 0 && results[0].mtpAcceptance <= 1);
     assert.equal(results[1].mtpAcceptance, null);
     assert.ok(results[0].parameters > results[1].parameters);
@@ -149,7 +168,14 @@ describe('divergence', () => {
         evalEvery: 100,
         evaluate: async () => ({}),
         checkpointEvery: 1,
-        save: (step, extra) => saveTrainingCheckpoint(runDir, { model, optimizer, tokenizer: tok, keep: 2, state: { kind: 'test', step, ...extra, data: null, rng: null, config: null } }),
+        save: (step, extra) =>
+          saveTrainingCheckpoint(runDir, {
+            model,
+            optimizer,
+            tokenizer: tok,
+            keep: 2,
+            state: { kind: 'test', step, ...extra, data: null, rng: null, config: null },
+          }),
         sink,
       }),
       (e: unknown) => e instanceof TrainingDivergedError && e.step === 3 && /the loss is NaN/.test(e.message) && /step-000002/.test(e.message),
@@ -175,14 +201,33 @@ describe('SFT', () => {
       assert.equal(b.targets[t] !== IGNORE_INDEX, learn, `position ${t}`);
       if (learn) assert.equal(b.targets[t], ex.ids[t + 1]);
     }
-    const assistant = ex.ids.findIndex((id) => id === tok.special.assistant);
-    assert.ok(ex.mask.slice(0, assistant + 1).every((m) => m === 0), 'nothing up to <｜Assistant｜> is learned');
+    const assistant = ex.ids.indexOf(tok.special.assistant);
+    assert.ok(
+      ex.mask.slice(0, assistant + 1).every((m) => m === 0),
+      'nothing up to <｜Assistant｜> is learned',
+    );
     assert.equal(ex.mask.at(-1), 1, 'the closing end-of-sentence is learned');
   });
 
   test('fine-tuning a pretrained tiny model lowers the loss on assistant tokens', async () => {
     const base = await pretrain(tiny({ name: 'sft-base', steps: 10 }), { log: quiet });
-    const c = resolveConfig(SftConfig, 'sft-small', { runsDir: runs, name: 'sft-tiny', from: base.finalDir, examples: 60, steps: 16, batchSize: 4, seqLen: 256, evalEvery: 8, checkpointEvery: 8, optim: { warmupSteps: 2, lr: 0.003 } }, 'test');
+    const c = resolveConfig(
+      SftConfig,
+      'sft-small',
+      {
+        runsDir: runs,
+        name: 'sft-tiny',
+        from: base.finalDir,
+        examples: 60,
+        steps: 16,
+        batchSize: 4,
+        seqLen: 256,
+        evalEvery: 8,
+        checkpointEvery: 8,
+        optim: { warmupSteps: 2, lr: 0.003 },
+      },
+      'test',
+    );
     const r = await sft(c, { log: quiet });
     const evals = readMetrics(join(r.runDir, 'metrics.jsonl')).filter((x) => x.kind === 'eval');
     assert.equal(evals.length, 2);

@@ -61,7 +61,8 @@ function printProblems(task: TaskName, o: { n: number; split: Split; seed: numbe
   const config = parseTaskConfig(task, o.config ? readJsonFile(o.config) : {});
   const problems: Problem[] = generateProblems(task, { seed: o.seed, split: o.split, n: o.n, config });
   if (o.json) {
-    for (const p of problems) console.log(JSON.stringify({ ...p, canonical: canonicalOf(p), split: splitOfProblem(p), prompt: promptOf(p), reference: referenceAnswerOf(p) }));
+    for (const p of problems)
+      console.log(JSON.stringify({ ...p, canonical: canonicalOf(p), split: splitOfProblem(p), prompt: promptOf(p), reference: referenceAnswerOf(p) }));
     return;
   }
   problems.forEach((p, i) => {
@@ -88,7 +89,9 @@ function printCorpus(o: { n: number; seed?: number | string; config?: string; ac
       return;
     }
     const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-    console.log(`corpus accuracy over the first ${o.accuracy} documents (seed ${c.seed}): ${pct(a.overall.accuracy)} of ${a.overall.documents} worked problems end with a right answer; ${a.factsDocuments} facts documents`);
+    console.log(
+      `corpus accuracy over the first ${o.accuracy} documents (seed ${c.seed}): ${pct(a.overall.accuracy)} of ${a.overall.documents} worked problems end with a right answer; ${a.factsDocuments} facts documents`,
+    );
     for (const t of TASK_NAMES) console.log(`  ${t.padEnd(16)} ${pct(a.byTask[t].accuracy).padStart(6)}  (${a.byTask[t].documents} documents)`);
     for (const [s, r] of Object.entries(a.byStyle)) console.log(`  style ${s.padEnd(12)} ${pct(r.accuracy).padStart(6)}  (${r.documents} documents)`);
     console.log('  no document uses a held-out problem or states a held-out product (checked)');
@@ -114,7 +117,9 @@ async function checkFile(file: string, o: { format?: 'jsonl' | 'parquet'; stop?:
     if (report.skipped.length > 50) console.log(`  … and ${report.skipped.length - 50} more bad rows`);
     console.log(`  ${heldout} of the valid problems fall in tinyseek's held-out split (hash of the canonical form, 10%)`);
     if (o.solve) {
-      console.log(`  ${unsolvable.length} valid problems have no solution${unsolvable.length ? ` (${report.unit}s ${unsolvable.slice(0, 20).join(', ')}${unsolvable.length > 20 ? ', …' : ''})` : ''}`);
+      console.log(
+        `  ${unsolvable.length} valid problems have no solution${unsolvable.length ? ` (${report.unit}s ${unsolvable.slice(0, 20).join(', ')}${unsolvable.length > 20 ? ', …' : ''})` : ''}`,
+      );
       if (unsolvedLarge) console.log(`  ${unsolvedLarge} problems with more than 5 numbers were not solved (too slow)`);
     }
   }

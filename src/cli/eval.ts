@@ -138,10 +138,14 @@ export function registerEvalCommands(program: Command): void {
     .option('--skip-bad-rows', 'with --task-file: leave malformed rows out (counted in the report) instead of stopping at the first')
     .action(async (o: EvalCliOptions, cmd: Command) => {
       if (!existsSync(o.checkpoint) || !statSync(o.checkpoint).isDirectory()) {
-        throw new Error(`checkpoint directory ${o.checkpoint} does not exist; pass a directory with config.json and weights (a run's final/, checkpoints/small-base)`);
+        throw new Error(
+          `checkpoint directory ${o.checkpoint} does not exist; pass a directory with config.json and weights (a run's final/, checkpoints/small-base)`,
+        );
       }
       if (o.taskFile && cmd.getOptionValueSource('task') === 'cli' && o.task !== 'countdown') {
-        throw new Error(`--task-file holds Countdown rows (TinyZero's schema) and cannot be evaluated as --task ${o.task}; drop --task, or drop --task-file to generate ${o.task} problems`);
+        throw new Error(
+          `--task-file holds Countdown rows (TinyZero's schema) and cannot be evaluated as --task ${o.task}; drop --task, or drop --task-file to generate ${o.task} problems`,
+        );
       }
       if (o.taskFile && o.taskConfig) throw new Error('--task-config sets the problem generator, which --task-file does not use; give one of them');
       const tokPath = o.tokenizer ?? join(o.checkpoint, 'tokenizer.json');

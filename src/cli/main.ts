@@ -1,10 +1,5 @@
-/**
- * The `tinyseek` command line: one entry, one sub-command per stage. Each sub-command validates
- * its options at this edge and calls into the library.
- */
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { ZodError } from 'zod';
+import type { ZodError } from 'zod';
 import { readJsonObject } from '../run/config-file.ts';
 import { doctor, formatDoctor, measureMatmul, tuneBlas } from './doctor.ts';
 import { MlpDemoConfig, defaultMlpDemoConfig, runMlpDemo } from '../train/mlp-demo.ts';
@@ -24,7 +19,6 @@ function positiveInt(v: string): number {
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
-
 
 function formatZod(e: ZodError, source: string): string {
   return `invalid config (${source}):\n${e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`;
@@ -69,14 +63,36 @@ program
   .option('--rl-steps <n>', 'GRPO steps per task (default: the rl-countdown / rl-multiplication presets)', positiveInt)
   .option('--eval-n <n>', 'held-out problems per task for the base-model evaluation', positiveInt)
   .option('--update-docs', "write the R1-Zero report into the repository's docs/ (default: <runs-dir>/r1-zero-report)")
-  .action(async (o: { fromScratch?: boolean; rl: boolean; shipBase?: boolean; config?: string; name?: string; runsDir?: string; steps?: number; rlSteps?: number; evalN?: number; updateDocs?: boolean }) => {
-    if (o.shipBase && !o.fromScratch) throw new Error('--ship-base writes a newly pretrained model: use it with --from-scratch');
-    const overrides: Record<string, unknown> = {};
-    if (o.name !== undefined) overrides.name = o.name;
-    if (o.runsDir !== undefined) overrides.runsDir = o.runsDir;
-    if (o.steps !== undefined) overrides.steps = o.steps;
-    await runPipeline({ config: o.config, overrides, evalProblems: o.evalN, fromScratch: o.fromScratch, rl: o.rl, rlSteps: o.rlSteps, shipBase: o.shipBase, docsDir: o.updateDocs ? 'docs' : undefined });
-  });
+  .action(
+    async (o: {
+      fromScratch?: boolean;
+      rl: boolean;
+      shipBase?: boolean;
+      config?: string;
+      name?: string;
+      runsDir?: string;
+      steps?: number;
+      rlSteps?: number;
+      evalN?: number;
+      updateDocs?: boolean;
+    }) => {
+      if (o.shipBase && !o.fromScratch) throw new Error('--ship-base writes a newly pretrained model: use it with --from-scratch');
+      const overrides: Record<string, unknown> = {};
+      if (o.name !== undefined) overrides.name = o.name;
+      if (o.runsDir !== undefined) overrides.runsDir = o.runsDir;
+      if (o.steps !== undefined) overrides.steps = o.steps;
+      await runPipeline({
+        config: o.config,
+        overrides,
+        evalProblems: o.evalN,
+        fromScratch: o.fromScratch,
+        rl: o.rl,
+        rlSteps: o.rlSteps,
+        shipBase: o.shipBase,
+        docsDir: o.updateDocs ? 'docs' : undefined,
+      });
+    },
+  );
 
 program
   .command('engine-check')
@@ -95,7 +111,7 @@ program
 
 program
   .command('params')
-  .description('count a model\'s parameters (total, activated per token) and KV-cache size from its config, allocating nothing')
+  .description("count a model's parameters (total, activated per token) and KV-cache size from its config, allocating nothing")
   .option('--preset <name>', `one of ${PRESETS.join(', ')}`)
   .option('--config <file>', 'a config.json (or a directory holding one)')
   .option('--json', 'print one JSON object')
@@ -151,7 +167,9 @@ try {
   if (unknown !== null) {
     const names = program.commands.map((c) => c.name());
     const near = names.filter((n) => n.startsWith(unknown.slice(0, 2)));
-    throw new Error(`unknown command '${unknown}'${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; the commands are ${names.join(', ')} (tinyseek --help)`);
+    throw new Error(
+      `unknown command '${unknown}'${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; the commands are ${names.join(', ')} (tinyseek --help)`,
+    );
   }
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -36,8 +36,12 @@ function rewardsArg(v: string): Record<string, number> {
   for (const part of v.split(',')) {
     const [name, w] = part.split('=');
     const x = Number(w);
-    if (!name || w === undefined || w.trim() === '' || !Number.isFinite(x)) throw new InvalidArgumentError(`expected name=weight pairs such as task=1,format=0.5; got '${part}'`);
-    if (x < 0) throw new InvalidArgumentError(`${name.trim()}=${x}: reward weights must be ≥ 0 (a negative weight pays the policy for failing); give 0 to switch one off`);
+    if (!name || w === undefined || w.trim() === '' || !Number.isFinite(x))
+      throw new InvalidArgumentError(`expected name=weight pairs such as task=1,format=0.5; got '${part}'`);
+    if (x < 0)
+      throw new InvalidArgumentError(
+        `${name.trim()}=${x}: reward weights must be ≥ 0 (a negative weight pays the policy for failing); give 0 to switch one off`,
+      );
     out[name.trim()] = x;
   }
   return out;
@@ -114,10 +118,12 @@ export function registerRlCommands(program: Command): void {
 
   program
     .command('r1-zero')
-    .description('the R1-Zero experiment: base model → GRPO with rule rewards → held-out before/after, for Countdown and multiplication; report in <runs-dir>/r1-zero-report (docs/ with --update-docs)')
+    .description(
+      'the R1-Zero experiment: base model → GRPO with rule rewards → held-out before/after, for Countdown and multiplication; report in <runs-dir>/r1-zero-report (docs/ with --update-docs)',
+    )
     .option('--tasks <list>', `comma-separated tasks (default ${R1_ZERO_TASKS.join(',')})`, tasksArg)
     .option('--base <dir>', "base checkpoint (default: each preset's)")
-    .option('--steps <n>', 'RL steps per task (default: the preset\'s)', positiveInt)
+    .option('--steps <n>', "RL steps per task (default: the preset's)", positiveInt)
     .option('--eval-n <n>', 'held-out problems of the greedy evaluation (default 500, or all a split has)', positiveInt)
     .option('--samples <k>', 'samples per problem of the sampled evaluation: pass@k up to k (default 32)', positiveInt)
     .option('--sampled-n <n>', 'problems of the sampled evaluation (default 100)', positiveInt)
@@ -125,7 +131,32 @@ export function registerRlCommands(program: Command): void {
     .option('--runs-dir <dir>', 'where the runs live')
     .option('--docs-dir <dir>', 'where the report goes (default <runs-dir>/r1-zero-report)')
     .option('--update-docs', "write the report into the repository's docs/")
-    .action(async (f: { tasks?: TaskName[]; base?: string; steps?: number; evalN?: number; samples?: number; sampledN?: number; temperature?: number; runsDir?: string; docsDir?: string; updateDocs?: boolean }) => {
-      await guarded(() => runR1Zero({ tasks: f.tasks, base: f.base, steps: f.steps, evalProblems: f.evalN, samples: f.samples, sampledProblems: f.sampledN, temperature: f.temperature, runsDir: f.runsDir, docsDir: f.docsDir ?? (f.updateDocs ? 'docs' : undefined) }));
-    });
+    .action(
+      async (f: {
+        tasks?: TaskName[];
+        base?: string;
+        steps?: number;
+        evalN?: number;
+        samples?: number;
+        sampledN?: number;
+        temperature?: number;
+        runsDir?: string;
+        docsDir?: string;
+        updateDocs?: boolean;
+      }) => {
+        await guarded(() =>
+          runR1Zero({
+            tasks: f.tasks,
+            base: f.base,
+            steps: f.steps,
+            evalProblems: f.evalN,
+            samples: f.samples,
+            sampledProblems: f.sampledN,
+            temperature: f.temperature,
+            runsDir: f.runsDir,
+            docsDir: f.docsDir ?? (f.updateDocs ? 'docs' : undefined),
+          }),
+        );
+      },
+    );
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { TextDecoder } from 'node:util';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { Tokenizer } from '../tokenizer/index.ts';
 
 function positiveInt(v: string): number {

@@ -107,6 +107,19 @@ export function registerTrainCommands(program: Command): void {
     .action(async (name: string, f: { steps?: number; config?: string; runsDir?: string; docsDir?: string }) => {
       if (!(ABLATIONS as readonly string[]).includes(name)) throw new Error(`unknown ablation '${name}': use one of ${ABLATIONS.join(', ')}`);
       const results = await runAblation(name as AblationName, { steps: f.steps, base: f.config, runsDir: f.runsDir, docsDir: f.docsDir });
-      console.log(JSON.stringify(results.map((r) => ({ variant: r.name, val_loss: r.valLoss, val_bpb: r.valBpb, train_load: r.trainLoadMaxOverMean, val_load: r.valLoadMaxOverMean, mtp_right: r.mtpNextNextAccuracy, mtp_acceptance: r.mtpAcceptance, kv_bytes_per_token: r.kvBytesPerToken }))));
+      console.log(
+        JSON.stringify(
+          results.map((r) => ({
+            variant: r.name,
+            val_loss: r.valLoss,
+            val_bpb: r.valBpb,
+            train_load: r.trainLoadMaxOverMean,
+            val_load: r.valLoadMaxOverMean,
+            mtp_right: r.mtpNextNextAccuracy,
+            mtp_acceptance: r.mtpAcceptance,
+            kv_bytes_per_token: r.kvBytesPerToken,
+          })),
+        ),
+      );
     });
 }

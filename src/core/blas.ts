@@ -117,7 +117,10 @@ function blasLibraryPath(): string {
 
 /** Identifies the CPU and BLAS library a measured choice belongs to. */
 export function blasCacheKey(cpu: CpuFacts = readCpuFacts()): string {
-  return `${cpu.model}|${[...cpu.flags].filter((f) => f.startsWith('avx')).sort().join(',')}|${blasLibraryPath()}`;
+  return `${cpu.model}|${[...cpu.flags]
+    .filter((f) => f.startsWith('avx'))
+    .sort()
+    .join(',')}|${blasLibraryPath()}`;
 }
 
 export interface TunedBlas {

@@ -3,7 +3,7 @@
  */
 export { Tensor, type TensorMeta, type BackwardOptions, type NestedArray } from './tensor.ts';
 export { type DType, DTYPES, isFloating, itemSize } from './dtype.ts';
-export { type Device } from './device.ts';
+export type { Device } from './device.ts';
 export { TorchError, DisposedTensorError } from './errors.ts';
 export { tidy, dispose, scopeDepth } from './scope.ts';
 export { callOp, schemaOf, type Arg, type Value } from './dispatch.ts';

@@ -133,7 +133,7 @@ function endScope(list: Owned[], escaping: Set<Owned> | null): void {
   for (const t of list) {
     const h = t._h;
     if (h < 0 || (t._f & KEPT) !== 0) continue;
-    if (escaping !== null && escaping.has(t)) {
+    if (escaping?.has(t)) {
       if (parent) parent.push(t);
       else register(t);
       continue;

@@ -40,9 +40,7 @@ export type Expr =
 
 export type ParseResult = { ok: true; expr: Expr; literals: bigint[] } | { ok: false; error: ArithErrorKind; message: string };
 
-export type EvalResult =
-  | { ok: true; value: Rational; literals: bigint[] }
-  | { ok: false; error: ArithErrorKind; message: string; literals?: bigint[] };
+export type EvalResult = { ok: true; value: Rational; literals: bigint[] } | { ok: false; error: ArithErrorKind; message: string; literals?: bigint[] };
 
 /** TinyZero's allowed-character rule, with \d narrowed to ASCII digits. */
 export const SAFE_EXPRESSION = /^[0-9+\-*/().\s]+$/;

@@ -22,6 +22,7 @@ export interface IntMatrix {
 
 /** An int64 tensor of the same shape, on `device` (default cpu). The caller owns it (dispose or tidy). */
 export function toTensor(m: IntMatrix, device?: Device): Tensor {
-  if (m.data.length !== m.shape[0] * m.shape[1]) throw new Error(`toTensor: data has ${m.data.length} elements but the shape ${m.shape.join('×')} needs ${m.shape[0] * m.shape[1]}`);
+  if (m.data.length !== m.shape[0] * m.shape[1])
+    throw new Error(`toTensor: data has ${m.data.length} elements but the shape ${m.shape.join('×')} needs ${m.shape[0] * m.shape[1]}`);
   return tensor(m.data, { dtype: 'int64', shape: [...m.shape], device });
 }

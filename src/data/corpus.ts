@@ -194,7 +194,12 @@ function searchDocument(c: CorpusConfig, index: number, rng: Rng): CorpusDocumen
  * the arithmetic probe (eval/arith-probe.ts) teacher-forces.
  */
 export function referenceCompletion(p: Problem): string | null {
-  const trace = p.task === 'countdown' ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0 }, true) : p.task === 'multiplication' ? multiplicationStepsTrace(p) : null;
+  const trace =
+    p.task === 'countdown'
+      ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0 }, true)
+      : p.task === 'multiplication'
+        ? multiplicationStepsTrace(p)
+        : null;
   return trace ? searchCompletion(trace) : null;
 }
 

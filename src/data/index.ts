@@ -7,9 +7,31 @@
 export { Rng, type RngState, type SeedPart } from './rng.ts';
 export { splitOf, splitPoint, SPLITS, DEFAULT_HELDOUT_FRACTION, type Split } from './split.ts';
 export { extractAnswer, type ExtractedAnswer, ANSWER_OPEN, ANSWER_CLOSE, THINK_OPEN, THINK_CLOSE } from './answer.ts';
-export { evalArith, parseArith, evaluate, showExpr, SAFE_EXPRESSION, DEFAULT_ARITH_LIMITS, type ArithLimits, type ArithErrorKind, type EvalResult, type Expr } from './arith.ts';
+export {
+  evalArith,
+  parseArith,
+  evaluate,
+  showExpr,
+  SAFE_EXPRESSION,
+  DEFAULT_ARITH_LIMITS,
+  type ArithLimits,
+  type ArithErrorKind,
+  type EvalResult,
+  type Expr,
+} from './arith.ts';
 export { type Rational, withinTolerance, toNumber as rationalToNumber, toString as rationalToString } from './rational.ts';
-export { r1ZeroPrompt, plainPrompt, compactPrompt, framedPrompt, answerInstruction, SYSTEM_LINE, ASSISTANT_PREFIX, COMPACT_ASSISTANT_PREFIX, PROMPT_FRAMES, type PromptFrame } from './prompt.ts';
+export {
+  r1ZeroPrompt,
+  plainPrompt,
+  compactPrompt,
+  framedPrompt,
+  answerInstruction,
+  SYSTEM_LINE,
+  ASSISTANT_PREFIX,
+  COMPACT_ASSISTANT_PREFIX,
+  PROMPT_FRAMES,
+  type PromptFrame,
+} from './prompt.ts';
 export {
   TASKS,
   TASK_CONFIG_SCHEMAS,
@@ -75,6 +97,34 @@ export {
 export { permutation, epochPermutation, EpochIterator, type Cursor, type IteratorState } from './shuffle.ts';
 export { IGNORE_INDEX, toTensor, type IntMatrix, type Shape2 } from './batch.ts';
 export { encodeText, encodeDocument, encodePrompt, decodeCompletion } from './encode.ts';
-export { packDocuments, packedBatch, contextCoverage, PretrainLoader, type ContextCoverage, type PackLayout, type PackOptions, type PackedCorpus, type PretrainBatch, type PretrainLoaderOptions } from './pack.ts';
-export { encodeSftExample, sftBatch, SftLoader, conversationFromCompletion, type SftExample, type SftBatch, type SftBatchOptions, type SftLoaderOptions } from './sft.ts';
-export { promptBatch, promptBatchFromIds, encodeProblemPrompt, PromptLoader, type PromptBatch, type PromptBatchOptions, type PromptLoaderOptions } from './rl.ts';
+export {
+  packDocuments,
+  packedBatch,
+  contextCoverage,
+  PretrainLoader,
+  type ContextCoverage,
+  type PackLayout,
+  type PackOptions,
+  type PackedCorpus,
+  type PretrainBatch,
+  type PretrainLoaderOptions,
+} from './pack.ts';
+export {
+  encodeSftExample,
+  sftBatch,
+  SftLoader,
+  conversationFromCompletion,
+  type SftExample,
+  type SftBatch,
+  type SftBatchOptions,
+  type SftLoaderOptions,
+} from './sft.ts';
+export {
+  promptBatch,
+  promptBatchFromIds,
+  encodeProblemPrompt,
+  PromptLoader,
+  type PromptBatch,
+  type PromptBatchOptions,
+  type PromptLoaderOptions,
+} from './rl.ts';

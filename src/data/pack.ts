@@ -83,27 +83,43 @@ function packByDocument(chunks: readonly ArrayLike<number>[], o: PackOptions, cr
   if (row.length) rows.push(row);
   const stream = new Int32Array(rows.length * W).fill(pad);
   rows.forEach((r, i) => stream.set(r, i * W));
-  return { seqLen: o.seqLen, stream, numSequences: rows.length, documents: chunks.length, droppedTokens: 0, bos: o.bos, eos: o.eos, crossDocument, layout: 'documents', pad, truncatedDocuments: truncated };
+  return {
+    seqLen: o.seqLen,
+    stream,
+    numSequences: rows.length,
+    documents: chunks.length,
+    droppedTokens: 0,
+    bos: o.bos,
+    eos: o.eos,
+    crossDocument,
+    layout: 'documents',
+    pad,
+    truncatedDocuments: truncated,
+  };
 }
 
 export function packDocuments(docs: Iterable<ArrayLike<number>>, o: PackOptions): PackedCorpus {
   const T = o.seqLen;
   if (!Number.isInteger(T) || T < 1) throw new Error(`packDocuments: seqLen must be a positive integer, got ${T}`);
   const crossDocument = o.crossDocument ?? 'keep';
-  if (crossDocument !== 'keep' && crossDocument !== 'ignore') throw new Error(`packDocuments: crossDocument must be 'keep' or 'ignore', got ${JSON.stringify(crossDocument)}`);
+  if (crossDocument !== 'keep' && crossDocument !== 'ignore')
+    throw new Error(`packDocuments: crossDocument must be 'keep' or 'ignore', got ${JSON.stringify(crossDocument)}`);
   const chunks: ArrayLike<number>[] = [];
   let total = 0;
   let documents = 0;
   for (const d of docs) {
     if (d.length < 2 || d[0] !== o.bos || d[d.length - 1] !== o.eos) {
-      throw new Error(`packDocuments: document ${documents} must start with BOS (${o.bos}) and end with EOS (${o.eos}); encode documents with encodeDocument()`);
+      throw new Error(
+        `packDocuments: document ${documents} must start with BOS (${o.bos}) and end with EOS (${o.eos}); encode documents with encodeDocument()`,
+      );
     }
     chunks.push(d);
     total += d.length;
     documents++;
   }
   if ((o.layout ?? 'stream') === 'documents') return packByDocument(chunks, o, crossDocument);
-  if (o.layout !== undefined && o.layout !== 'stream') throw new Error(`packDocuments: layout must be 'stream' or 'documents', got ${JSON.stringify(o.layout)}`);
+  if (o.layout !== undefined && o.layout !== 'stream')
+    throw new Error(`packDocuments: layout must be 'stream' or 'documents', got ${JSON.stringify(o.layout)}`);
   const stream = new Int32Array(total);
   let off = 0;
   for (const c of chunks) {
@@ -112,7 +128,19 @@ export function packDocuments(docs: Iterable<ArrayLike<number>>, o: PackOptions)
   }
   const numSequences = total >= T + 1 ? Math.floor((total - 1) / T) : 0;
   const used = numSequences === 0 ? 0 : numSequences * T + 1;
-  return { seqLen: T, stream, numSequences, documents, droppedTokens: total - used, bos: o.bos, eos: o.eos, crossDocument, layout: 'stream', pad: -1, truncatedDocuments: 0 };
+  return {
+    seqLen: T,
+    stream,
+    numSequences,
+    documents,
+    droppedTokens: total - used,
+    bos: o.bos,
+    eos: o.eos,
+    crossDocument,
+    layout: 'stream',
+    pad: -1,
+    truncatedDocuments: 0,
+  };
 }
 
 /** Where row / window i starts in the stream. */
@@ -172,7 +200,8 @@ export function packedBatch(p: PackedCorpus, ids: readonly number[]): PretrainBa
   const segments = new Int32Array(B * T);
   for (let r = 0; r < B; r++) {
     const i = ids[r];
-    if (!Number.isInteger(i) || i < 0 || i >= p.numSequences) throw new Error(`packedBatch: sequence ${i} does not exist (the corpus packs into ${p.numSequences})`);
+    if (!Number.isInteger(i) || i < 0 || i >= p.numSequences)
+      throw new Error(`packedBatch: sequence ${i} does not exist (the corpus packs into ${p.numSequences})`);
     const base = rowStart(p, i);
     let seg = -1;
     for (let t = 0; t < T; t++) {
@@ -204,7 +233,10 @@ export class PretrainLoader {
     private readonly o: PretrainLoaderOptions,
   ) {
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`PretrainLoader: batchSize must be a positive integer, got ${o.batchSize}`);
-    if (corpus.numSequences === 0) throw new Error(`PretrainLoader: the corpus has ${corpus.stream.length} tokens, fewer than one sequence of ${corpus.seqLen + 1}; add documents or lower seqLen`);
+    if (corpus.numSequences === 0)
+      throw new Error(
+        `PretrainLoader: the corpus has ${corpus.stream.length} tokens, fewer than one sequence of ${corpus.seqLen + 1}; add documents or lower seqLen`,
+      );
     const ids = Array.from({ length: corpus.numSequences }, (_, i) => i);
     this.it = o.resume ? EpochIterator.resume(ids, o.resume) : new EpochIterator(ids, { seed: o.seed });
   }

@@ -65,6 +65,7 @@ export function toNumber(a: Rational): number {
   return Number(a.n) / Number(a.d);
 }
 
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the module's exported name (rational.toString), not the global
 export function toString(a: Rational): string {
   return a.d === 1n ? a.n.toString() : `${a.n}/${a.d}`;
 }

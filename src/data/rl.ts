@@ -44,7 +44,12 @@ export function encodeProblemPrompt(tok: Tokenizer, p: Problem): Int32Array {
 }
 
 /** A batch from already-encoded prompts (the loader caches encodings). */
-export function promptBatchFromIds<P extends Problem>(pad: number, prompts: readonly Int32Array[], problems: readonly P[], o: PromptBatchOptions = {}): PromptBatch<P> {
+export function promptBatchFromIds<P extends Problem>(
+  pad: number,
+  prompts: readonly Int32Array[],
+  problems: readonly P[],
+  o: PromptBatchOptions = {},
+): PromptBatch<P> {
   const G = o.groupSize ?? 1;
   if (!Number.isInteger(G) || G < 1) throw new Error(`groupSize must be a positive integer, got ${G}`);
   if (prompts.length === 0) throw new Error('promptBatch: no problems');

@@ -67,7 +67,9 @@ export class EpochIterator<T> {
     this.shuffle = o.shuffle ?? true;
     const c = o.cursor ?? { epoch: 0, index: 0 };
     if (!Number.isInteger(c.epoch) || c.epoch < 0 || !Number.isInteger(c.index) || c.index < 0 || c.index > items.length) {
-      throw new Error(`EpochIterator: invalid cursor ${JSON.stringify(c)} for ${items.length} items (need integers, epoch >= 0, 0 <= index <= ${items.length})`);
+      throw new Error(
+        `EpochIterator: invalid cursor ${JSON.stringify(c)} for ${items.length} items (need integers, epoch >= 0, 0 <= index <= ${items.length})`,
+      );
     }
     this.epoch = c.epoch;
     this.index = c.index;

@@ -85,19 +85,27 @@ export function checkCountdownRow(value: unknown, maxNumbers = 10): Checked {
       prefix = 'reward_model.ground_truth.';
     }
   }
-  if (!('target' in row)) return { ok: false, field: `${prefix}target`, reason: 'missing; every row needs "target" (an integer) and "nums" (a list of integers)' };
-  if (!(numsKey in row)) return { ok: false, field: `${prefix}${numsKey}`, reason: `missing; every row needs "target" (an integer) and "${numsKey}" (a list of integers)` };
+  if (!('target' in row))
+    return { ok: false, field: `${prefix}target`, reason: 'missing; every row needs "target" (an integer) and "nums" (a list of integers)' };
+  if (!(numsKey in row))
+    return { ok: false, field: `${prefix}${numsKey}`, reason: `missing; every row needs "target" (an integer) and "${numsKey}" (a list of integers)` };
   const target = asInt(row.target);
   if (target === null) return { ok: false, field: `${prefix}target`, reason: `expected an integer, got ${describe(row.target)}` };
   const list = asList(row[numsKey]);
   if (list === null) return { ok: false, field: `${prefix}${numsKey}`, reason: `expected a list of integers, got ${describe(row[numsKey])}` };
   if (list.length === 0) return { ok: false, field: `${prefix}${numsKey}`, reason: 'empty list; a problem needs at least one number' };
-  if (list.length > maxNumbers) return { ok: false, field: `${prefix}${numsKey}`, reason: `${list.length} numbers, more than the ${maxNumbers} allowed (maxNumbers)` };
+  if (list.length > maxNumbers)
+    return { ok: false, field: `${prefix}${numsKey}`, reason: `${list.length} numbers, more than the ${maxNumbers} allowed (maxNumbers)` };
   const nums: number[] = [];
   for (let i = 0; i < list.length; i++) {
     const n = asInt(list[i]);
     if (n === null) return { ok: false, field: `${prefix}${numsKey}.${i}`, reason: `expected an integer, got ${describe(list[i])}` };
-    if (n < 0) return { ok: false, field: `${prefix}${numsKey}.${i}`, reason: `${n} is negative; answers are written with non-negative literals, so a negative number can never be used` };
+    if (n < 0)
+      return {
+        ok: false,
+        field: `${prefix}${numsKey}.${i}`,
+        reason: `${n} is negative; answers are written with non-negative literals, so a negative number can never be used`,
+      };
     nums.push(n);
   }
   return { ok: true, problem: countdownProblem(nums, target, null) };

@@ -155,7 +155,8 @@ export class BatchDecoder {
     const eos = o.eosIds ? [...o.eosIds] : eosOf(model);
     this.stop = new StopCriteria({ eosIds: eos, stopSequences: o.stopSequences, maxNewTokens: o.maxNewTokens });
     const padId = o.padId ?? eos[0] ?? 0;
-    if (!Number.isInteger(padId) || padId < 0 || padId >= c.vocab_size) throw new RangeError(`padId ${padId} is not an id of the model's vocabulary [0, ${c.vocab_size})`);
+    if (!Number.isInteger(padId) || padId < 0 || padId >= c.vocab_size)
+      throw new RangeError(`padId ${padId} is not an id of the model's vocabulary [0, ${c.vocab_size})`);
     this.layout = leftPad(prompts, padId, c.vocab_size);
     this.maxLen = this.layout.width + o.maxNewTokens;
     if (this.maxLen > c.max_position_embeddings) {
@@ -339,8 +340,14 @@ export class BatchDecoder {
       this.out.tokens[row].push(token);
       this.out.logprobs[row].push(ev.logprob);
       let k = 2;
-      if (this.out.sampling) this.out.sampling[row].push((ev.samplingLogprob = host[k++ * B + b]));
-      if (this.out.entropy) this.out.entropy[row].push((ev.entropy = host[k++ * B + b]));
+      if (this.out.sampling) {
+        ev.samplingLogprob = host[k++ * B + b];
+        this.out.sampling[row].push(ev.samplingLogprob);
+      }
+      if (this.out.entropy) {
+        ev.entropy = host[k++ * B + b];
+        this.out.entropy[row].push(ev.entropy);
+      }
       this.timing.generated++;
       const f = this.stop.check(this.out.tokens[row]);
       if (f) {

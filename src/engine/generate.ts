@@ -33,7 +33,11 @@ export function generate(model: DeepSeekV3, prompts: readonly ArrayLike<number>[
 }
 
 /** Generates completions step by step; `for await (const step of it)`, the return value is the result. */
-export async function* streamGenerate(model: DeepSeekV3, prompts: readonly ArrayLike<number>[], opts: StreamOptions): AsyncGenerator<StepEvent, GenerateResult, undefined> {
+export async function* streamGenerate(
+  model: DeepSeekV3,
+  prompts: readonly ArrayLike<number>[],
+  opts: StreamOptions,
+): AsyncGenerator<StepEvent, GenerateResult, undefined> {
   const d = new BatchDecoder(model, prompts, opts);
   try {
     for (;;) {

@@ -36,7 +36,8 @@ export function leftPad(prompts: readonly ArrayLike<number>[], padId: number, vo
     if (p.length === 0) throw new RangeError(`prompt ${r} is empty; a prompt needs at least one id (e.g. BOS)`);
     for (let i = 0; i < p.length; i++) {
       const id = p[i];
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new RangeError(`prompt ${r} holds ${id} at index ${i}, outside the model's vocabulary [0, ${vocab})`);
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw new RangeError(`prompt ${r} holds ${id} at index ${i}, outside the model's vocabulary [0, ${vocab})`);
     }
     L = Math.max(L, p.length);
   });
@@ -67,7 +68,10 @@ export interface LayoutTensors {
 export function layoutTensors(l: PromptLayout, maxLen: number, device: Device): LayoutTensors {
   const ids = tensor(l.ids, { shape: [l.rows, l.width], dtype: 'int64', device }); // (B, L)
   if (!l.padded) return { ids, positions: null, keyPadding: null, negPadLeft: null };
-  const negPadLeft = tensor(Int32Array.from(l.padLeft, (n) => -n), { shape: [l.rows, 1], dtype: 'int64', device }); // (B, 1)
+  const negPadLeft = tensor(
+    Int32Array.from(l.padLeft, (n) => -n),
+    { shape: [l.rows, 1], dtype: 'int64', device },
+  ); // (B, 1)
   const positions = arange(0, l.width, 1, { device }).view([1, l.width]).add(negPadLeft).clamp(0); // (B, L)
   const keyPadding = arange(0, maxLen, 1, { device }).view([1, maxLen]).add(negPadLeft).lt(0); // (B, maxLen)
   return { ids, positions, keyPadding, negPadLeft };

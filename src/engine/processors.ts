@@ -30,7 +30,8 @@ export type LogitsProcessor = (logits: Tensor, state: ProcessorState) => Tensor;
 const NEG_INF = Number.NEGATIVE_INFINITY;
 
 export function temperature(t: number): LogitsProcessor {
-  if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`temperature must be a positive finite number here (0 means greedy and skips processing), got ${t}`);
+  if (!(t > 0) || !Number.isFinite(t))
+    throw new RangeError(`temperature must be a positive finite number here (0 means greedy and skips processing), got ${t}`);
   return (logits) => (t === 1 ? logits : logits.div(t)); // (B, V)
 }
 

@@ -59,7 +59,7 @@ export function validateSampling(o: SamplingOptions): void {
   if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK must be an integer ≥ 0 (0: off), got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1] (1: off), got ${topP}`);
   const penalty = o.repetitionPenalty ?? 1;
-  if (!(penalty > 0) || !Number.isFinite(penalty)) throw new RangeError(`repetitionPenalty must be a finite number > 0 (1: off), got ${penalty}`);
+  if (!(penalty > 0) || !Number.isFinite(penalty)) throw new RangeError(`repetitionPenalty must be a positive finite number (1: off), got ${penalty}`);
 }
 
 export class Sampler {

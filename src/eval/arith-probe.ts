@@ -60,7 +60,8 @@ function encodeWithSpans(tok: Tokenizer, p: Problem, completion: string): { ids:
     const resultAt = m.index + m[0].length - m[4].length;
     ids.push(...encodeText(tok, completion.slice(last, resultAt)));
     const digits = encodeText(tok, m[4]);
-    if (digits.length !== m[4].length) throw new Error(`arithProbe: the tokenizer does not split "${m[4]}" into one token per digit; the probe needs a digit-splitting tokenizer (splitDigits)`);
+    if (digits.length !== m[4].length)
+      throw new Error(`arithProbe: the tokenizer does not split "${m[4]}" into one token per digit; the probe needs a digit-splitting tokenizer (splitDigits)`);
     spans.push({ start: ids.length, length: digits.length, op: m[2] as ProbeOp, text: m[0] });
     ids.push(...digits);
     last = resultAt + m[4].length;
@@ -90,10 +91,13 @@ export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly
   }
   const byOp = { '+': zero(), '-': zero(), '*': zero(), '/': zero() } as Record<ProbeOp, ProbeFigures>;
   const misses: ArithProbe['misses'] = [];
-  const perOp = Object.fromEntries(PROBE_OPS.map((op) => [op, { whole: 0, digits: 0, digitsRight: 0, equations: 0 }])) as Record<ProbeOp, { whole: number; digits: number; digitsRight: number; equations: number }>;
+  const perOp = Object.fromEntries(PROBE_OPS.map((op) => [op, { whole: 0, digits: 0, digitsRight: 0, equations: 0 }])) as Record<
+    ProbeOp,
+    { whole: number; digits: number; digitsRight: number; equations: number }
+  >;
   const device = model.headWeight().device;
   const wasTraining = model.training;
-  const pad = tok.special.pad >= 0 ? tok.special.pad : 0;
+  const pad = Math.max(tok.special.pad, 0);
   const B = o.batchSize ?? 16;
   model.eval();
   try {

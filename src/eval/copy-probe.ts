@@ -49,7 +49,8 @@ export function copyProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly 
       const prompt = [...encodeProblemPrompt(tok, p)];
       const cont = tok.encode(text);
       const ids = [...prompt, ...cont];
-      if (ids.length > model.config.max_position_embeddings) throw new Error(`copyProbe: ${ids.length} ids exceed the model's ${model.config.max_position_embeddings} positions`);
+      if (ids.length > model.config.max_position_embeddings)
+        throw new Error(`copyProbe: ${ids.length} ids exceed the model's ${model.config.max_position_embeddings} positions`);
       const predicted = tidy(() =>
         noGrad(() => {
           const x = tensor(BigInt64Array.from(ids.map(BigInt)), { shape: [1, ids.length] }).to(device); // (1, S)

@@ -130,7 +130,8 @@ export async function evaluate(model: DeepSeekV3, tokenizer: Tokenizer, o: Evalu
   const temperature = o.temperature ?? 0;
   const seed = o.seed ?? 0;
   const stopAtAnswer = o.stopAtAnswer ?? true;
-  if (temperature === 0 && samples > 1) throw new RangeError(`evaluate: greedy decoding (temperature 0) gives ${samples} identical samples; use samples 1 or a temperature > 0`);
+  if (temperature === 0 && samples > 1)
+    throw new RangeError(`evaluate: greedy decoding (temperature 0) gives ${samples} identical samples; use samples 1 or a temperature > 0`);
   const ks = [...new Set(o.ks ?? defaultKs(samples))].sort((a, b) => a - b);
   for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > samples) throw new RangeError(`evaluate: pass@${k} needs 1 ≤ k ≤ samples (${samples})`);
   if (tokenizer.vocabSize > model.config.vocab_size) {

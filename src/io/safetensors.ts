@@ -139,7 +139,11 @@ function headerLength(prefix: Uint8Array, fileSize: number, file: string): numbe
     throw new SafetensorsError(file, undefined, `header length ${n} is larger than the 100 MB limit: not a safetensors file, or corrupt`);
   }
   if (n > BigInt(fileSize - 8)) {
-    throw new SafetensorsError(file, undefined, `header length ${n} is larger than the file (${fileSize} bytes): the file is truncated or not a safetensors file`);
+    throw new SafetensorsError(
+      file,
+      undefined,
+      `header length ${n} is larger than the file (${fileSize} bytes): the file is truncated or not a safetensors file`,
+    );
   }
   return Number(n);
 }
@@ -205,7 +209,9 @@ function parseEntry(name: string, v: unknown, dataLength: number, file: string):
   const numel = (shape as number[]).reduce((a, d) => a * BigInt(d), 1n);
   const need = numel * BigInt(ST_SIZE[dtype]);
   if (BigInt(end - begin) !== need) {
-    return fail(`data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape [${shape.join(', ')}] of ${dtype} needs ${need}; the header is corrupt, ${REWRITE}`);
+    return fail(
+      `data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape [${shape.join(', ')}] of ${dtype} needs ${need}; the header is corrupt, ${REWRITE}`,
+    );
   }
   if (end > dataLength) {
     return fail(`data_offsets [${begin}, ${end}] are out of range of the data buffer (${dataLength} bytes): the file is truncated or corrupt`);
@@ -262,13 +268,21 @@ export function parseHeader(bytes: Uint8Array, fileSize: number, file = '<safete
       throw new SafetensorsError(file, e.name, `data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev?.name}' [${prev?.begin}, ${prev?.end}]; ${REWRITE}`);
     }
     if (e.begin > cursor) {
-      throw new SafetensorsError(file, e.name, `the data buffer has a hole: bytes [${cursor}, ${e.begin}) before this tensor belong to no tensor, which the format forbids; ${REWRITE}`);
+      throw new SafetensorsError(
+        file,
+        e.name,
+        `the data buffer has a hole: bytes [${cursor}, ${e.begin}) before this tensor belong to no tensor, which the format forbids; ${REWRITE}`,
+      );
     }
     cursor = e.end;
     prev = e;
   }
   if (cursor !== dataLength) {
-    throw new SafetensorsError(file, undefined, `the data buffer has a hole: its last ${dataLength - cursor} bytes (from ${cursor} to ${dataLength}) belong to no tensor, which the format forbids; ${REWRITE}`);
+    throw new SafetensorsError(
+      file,
+      undefined,
+      `the data buffer has a hole: its last ${dataLength - cursor} bytes (from ${cursor} to ${dataLength}) belong to no tensor, which the format forbids; ${REWRITE}`,
+    );
   }
   return { headerLength: n, dataStart, tensors: new Map(entries.map((e) => [e.name, e])), metadata };
 }
@@ -362,7 +376,11 @@ export class SafetensorsFile {
     const e = this.header.tensors.get(name);
     if (e === undefined) {
       const names = this.names;
-      const some = names.slice(0, 5).map((s) => `'${s}'`).join(', ') + (names.length > 5 ? ', …' : '');
+      const some =
+        names
+          .slice(0, 5)
+          .map((s) => `'${s}'`)
+          .join(', ') + (names.length > 5 ? ', …' : '');
       throw new SafetensorsError(this.path, name, `no such tensor; the file holds ${names.length}${names.length ? `: ${some}` : ''}`);
     }
     return e;
@@ -412,7 +430,8 @@ function plan(file: string, tensors: TensorDict, metadata: Record<string, string
   const seen = new Set<string>();
   const items: (Planned & { dtype: SafetensorsDType; shape: number[] })[] = [];
   for (const [name, tensor] of pairs) {
-    if (typeof name !== 'string' || name === '') throw new SafetensorsError(file, undefined, 'refusing to save a tensor with an empty name: give every tensor a name');
+    if (typeof name !== 'string' || name === '')
+      throw new SafetensorsError(file, undefined, 'refusing to save a tensor with an empty name: give every tensor a name');
     if (name === METADATA_KEY) throw new SafetensorsError(file, name, 'the name is reserved for the metadata map; rename the tensor');
     if (LONE_SURROGATE.test(name)) throw new SafetensorsError(file, name, 'the name is not valid Unicode (lone surrogate); rename the tensor');
     if (seen.has(name)) throw new SafetensorsError(file, name, 'the name appears twice; tensor names must be unique');
@@ -430,7 +449,8 @@ function plan(file: string, tensors: TensorDict, metadata: Record<string, string
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw new SafetensorsError(file, undefined, `metadata['${k}'] must be a string, got ${describe(v)}`);
-      if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) throw new SafetensorsError(file, undefined, `metadata['${k}'] is not valid Unicode (lone surrogate)`);
+      if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v))
+        throw new SafetensorsError(file, undefined, `metadata['${k}'] is not valid Unicode (lone surrogate)`);
     }
   }
 
@@ -471,7 +491,6 @@ function tempPath(file: string): string {
   const rand = Math.random().toString(36).slice(2, 10);
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${rand}.tmp`);
 }
-
 
 /**
  * Writes tensors (and optional string metadata) to `file` atomically: a temp file in the same

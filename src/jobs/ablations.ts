@@ -72,7 +72,12 @@ export interface VariantResult {
 }
 
 /** Worst layer's max/mean expert load over the validation tokens, and MTP accuracy/acceptance. */
-export function measureOnValidation(model: DeepSeekV3, val: PackedCorpus, batches: number, batchSize: number): { load: number | null; mtpRight: number | null; mtpAccept: number | null } {
+export function measureOnValidation(
+  model: DeepSeekV3,
+  val: PackedCorpus,
+  batches: number,
+  batchSize: number,
+): { load: number | null; mtpRight: number | null; mtpAccept: number | null } {
   model.eval();
   const layers = model.moeLayers();
   const totals = layers.map((m) => new Array<number>(m.gate.nExperts).fill(0));
@@ -83,7 +88,10 @@ export function measureOnValidation(model: DeepSeekV3, val: PackedCorpus, batche
     const total = Math.min(val.numSequences, batches * batchSize);
     for (let s = 0; s < total; s += batchSize) {
       tidy(() => {
-        const b = packedBatch(val, Array.from({ length: Math.min(batchSize, total - s) }, (_, i) => s + i));
+        const b = packedBatch(
+          val,
+          Array.from({ length: Math.min(batchSize, total - s) }, (_, i) => s + i),
+        );
         const inputs = toTensor({ data: b.inputs, shape: b.shape });
         const targets = toTensor({ data: b.targets, shape: b.shape }); // (B, T): targets[i] = t_{i+1}
         const { logits, hidden } = model.forward(inputs);
@@ -134,7 +142,10 @@ export async function runAblation(name: AblationName, o: AblationOptions = {}): 
   const results: VariantResult[] = [];
   const runs: { name: string; records: MetricRecord[] }[] = [];
   for (const v of VARIANTS[name]) {
-    const over = merge({ name: `ablate-${name}-${v.name}`, steps, evalEvery: Math.max(1, Math.floor(steps / 6)), checkpointEvery: steps, sampleCount: 0 }, v.overrides);
+    const over = merge(
+      { name: `ablate-${name}-${v.name}`, steps, evalEvery: Math.max(1, Math.floor(steps / 6)), checkpointEvery: steps, sampleCount: 0 },
+      v.overrides,
+    );
     if (o.runsDir) over.runsDir = o.runsDir;
     const cfg = resolveConfig(PretrainConfig, base, over, `${name}/${v.name}`);
     const runDir = runDirOf(cfg);
@@ -180,24 +191,42 @@ export async function runAblation(name: AblationName, o: AblationOptions = {}): 
 const pct = (x: number | null): string => (x === null ? '—' : `${(x * 100).toFixed(1)}%`);
 const num = (x: number | null, d = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
 
-async function writeReport(name: AblationName, results: VariantResult[], runs: { name: string; records: MetricRecord[] }[], steps: number, docsDir: string): Promise<void> {
+async function writeReport(
+  name: AblationName,
+  results: VariantResult[],
+  runs: { name: string; records: MetricRecord[] }[],
+  steps: number,
+  docsDir: string,
+): Promise<void> {
   const dir = path.join(docsDir, 'ablations');
   fs.mkdirSync(dir, { recursive: true });
   const trainRuns = runs.map((r) => ({ name: r.name, records: r.records.filter((x) => x.kind === 'train') }));
   const evalRuns = runs.map((r) => ({ name: r.name, records: r.records.filter((x) => x.kind === 'eval') }));
   await renderComparison(trainRuns, 'lm_loss', path.join(dir, `${name}-train-loss.svg`), { title: `${name}: training loss (main head)` });
   await renderComparison(evalRuns, 'val_loss', path.join(dir, `${name}-val-loss.svg`), { title: `${name}: validation loss` });
-  if (name === 'balance') await renderComparison(trainRuns, 'expert_load_max_over_mean', path.join(dir, `${name}-expert-load.svg`), { title: 'max/mean expert load (worst layer)' });
+  if (name === 'balance')
+    await renderComparison(trainRuns, 'expert_load_max_over_mean', path.join(dir, `${name}-expert-load.svg`), { title: 'max/mean expert load (worst layer)' });
   const rows: string[] = [];
   if (name === 'balance') {
     rows.push('| variant | validation loss | bits per byte | max/mean load, training (last 50 steps) | max/mean load, validation |', '|---|---|---|---|---|');
-    for (const r of results) rows.push(`| ${r.label} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${num(r.trainLoadMaxOverMean, 2)} | ${num(r.valLoadMaxOverMean, 2)} |`);
+    for (const r of results)
+      rows.push(`| ${r.label} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${num(r.trainLoadMaxOverMean, 2)} | ${num(r.valLoadMaxOverMean, 2)} |`);
   } else if (name === 'mtp') {
-    rows.push('| variant | parameters (with MTP) | validation loss (main head) | bits per byte | MTP guess of t+2 right | MTP guess = main model\'s pick (acceptance) |', '|---|---|---|---|---|---|');
-    for (const r of results) rows.push(`| ${r.label} | ${r.parameters} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${pct(r.mtpNextNextAccuracy)} | ${pct(r.mtpAcceptance)} |`);
+    rows.push(
+      "| variant | parameters (with MTP) | validation loss (main head) | bits per byte | MTP guess of t+2 right | MTP guess = main model's pick (acceptance) |",
+      '|---|---|---|---|---|---|',
+    );
+    for (const r of results)
+      rows.push(`| ${r.label} | ${r.parameters} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${pct(r.mtpNextNextAccuracy)} | ${pct(r.mtpAcceptance)} |`);
   } else {
-    rows.push('| variant | attention parameters per layer | total parameters | validation loss | bits per byte | KV cache per token (bf16, all layers) |', '|---|---|---|---|---|---|');
-    for (const r of results) rows.push(`| ${r.label} | ${r.attentionParametersPerLayer} | ${r.parameters} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${r.kvBytesPerToken} bytes |`);
+    rows.push(
+      '| variant | attention parameters per layer | total parameters | validation loss | bits per byte | KV cache per token (bf16, all layers) |',
+      '|---|---|---|---|---|---|',
+    );
+    for (const r of results)
+      rows.push(
+        `| ${r.label} | ${r.attentionParametersPerLayer} | ${r.parameters} | ${num(r.valLoss, 4)} | ${num(r.valBpb, 4)} | ${r.kvBytesPerToken} bytes |`,
+      );
   }
   const text = [
     `# Ablation: ${name}`,

@@ -104,11 +104,23 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
   const shipped = o.shippedBase ?? SHIPPED_BASE;
   let summary: PipelineSummary;
   if (!o.fromScratch && fs.existsSync(path.join(shipped, 'config.json'))) {
-    const info = readJsonObject(path.join(shipped, SHIPPED_INFO), `restore it from the repository (git checkout ${shipped}) or pass --from-scratch`) as unknown as ShippedInfo;
+    const info = readJsonObject(
+      path.join(shipped, SHIPPED_INFO),
+      `restore it from the repository (git checkout ${shipped}) or pass --from-scratch`,
+    ) as unknown as ShippedInfo;
     log('── 1/2 the base model ──────────────────────────────────────────');
     log(`the shipped base model ${shipped} (made by \`${info.command}\`; --from-scratch pretrains it again)`);
     log(`  pretrained ${info.steps} steps: validation loss ${info.valLoss?.toFixed(4) ?? '?'} nats/token, ${info.valBpb?.toFixed(4) ?? '?'} bits/byte`);
-    summary = { runDir: shipped, model: shipped, valLoss: info.valLoss, valBpb: info.valBpb, steps: info.steps, trainSeconds: info.trainSeconds, base: info.base, rl: null };
+    summary = {
+      runDir: shipped,
+      model: shipped,
+      valLoss: info.valLoss,
+      valBpb: info.valBpb,
+      steps: info.steps,
+      trainSeconds: info.trainSeconds,
+      base: info.base,
+      rl: null,
+    };
   } else {
     if (!o.fromScratch) log(`no shipped base model at ${shipped}: pretraining one`);
     summary = await pretrainStage(o, log);
@@ -116,7 +128,14 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
   }
   if (o.rl !== false) {
     log('── 2/2 R1-Zero: GRPO with rule rewards from the base model ─────');
-    summary.rl = await runR1Zero({ base: summary.model, steps: o.rlSteps, runsDir: o.overrides?.runsDir as string | undefined, docsDir: o.docsDir, log, mainJobStarted: started });
+    summary.rl = await runR1Zero({
+      base: summary.model,
+      steps: o.rlSteps,
+      runsDir: o.overrides?.runsDir as string | undefined,
+      docsDir: o.docsDir,
+      log,
+      mainJobStarted: started,
+    });
   }
   summary.seconds = (performance.now() - started) / 1000;
   log('── summary ─────────────────────────────────────────────────────');
@@ -124,11 +143,15 @@ export async function runPipeline(o: PipelineOptions = {}): Promise<PipelineSumm
   if (summary.base) {
     for (const task of TASK_NAMES) {
       const b = summary.base[task];
-      if (b) log(`  ${task.padEnd(15)} base held-out greedy pass@1 ${(b.pass1 * 100).toFixed(1)}% (${b.problems} problems)${b.arith !== undefined ? `, arithmetic probe ${(b.arith * 100).toFixed(1)}%` : ''}`);
+      if (b)
+        log(
+          `  ${task.padEnd(15)} base held-out greedy pass@1 ${(b.pass1 * 100).toFixed(1)}% (${b.problems} problems)${b.arith !== undefined ? `, arithmetic probe ${(b.arith * 100).toFixed(1)}%` : ''}`,
+        );
     }
   }
   if (summary.rl) {
-    for (const [task, r] of Object.entries(summary.rl)) log(`  ${task.padEnd(15)} R1-Zero greedy pass@1 ${(r.base_pass1 * 100).toFixed(1)}% → ${(r.rl_pass1 * 100).toFixed(1)}% after ${r.steps} GRPO steps`);
+    for (const [task, r] of Object.entries(summary.rl))
+      log(`  ${task.padEnd(15)} R1-Zero greedy pass@1 ${(r.base_pass1 * 100).toFixed(1)}% → ${(r.rl_pass1 * 100).toFixed(1)}% after ${r.steps} GRPO steps`);
   }
   log(`main job: ${(summary.seconds / 60).toFixed(1)} minutes`);
   return summary;
@@ -140,7 +163,16 @@ async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) =
   await saveCheckpoint(dir, model, { dtype: 'bfloat16' });
   fs.copyFileSync(path.join(s.model, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   const cfg: unknown = readJsonObject(path.join(s.runDir, 'config.json'));
-  const info: ShippedInfo = { command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base', config: cfg, valLoss: s.valLoss, valBpb: s.valBpb, steps: s.steps, trainSeconds: s.trainSeconds, base: s.base, contextCoverage: s.contextCoverage };
+  const info: ShippedInfo = {
+    command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base',
+    config: cfg,
+    valLoss: s.valLoss,
+    valBpb: s.valBpb,
+    steps: s.steps,
+    trainSeconds: s.trainSeconds,
+    base: s.base,
+    contextCoverage: s.contextCoverage,
+  };
   writeFileAtomic(path.join(dir, SHIPPED_INFO), `${JSON.stringify(info, null, 2)}\n`);
   log(`shipped base model written to ${dir} (bfloat16)`);
 }
@@ -186,10 +218,18 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
     base = {};
     for (const task of evalTasks) {
       // Completions get the positions the longest prompt leaves (word problems can take ~300 with a small vocabulary).
-      const problems = generateProblems(task, { seed: 0, split: 'heldout', n: Math.min(n, HELDOUT_CAP[task] ?? n), config: taskConfigs[task] as Record<string, unknown> });
+      const problems = generateProblems(task, {
+        seed: 0,
+        split: 'heldout',
+        n: Math.min(n, HELDOUT_CAP[task] ?? n),
+        config: taskConfigs[task] as Record<string, unknown>,
+      });
       const longest = Math.max(...problems.map((p) => encodeProblemPrompt(tok, p).length));
       const room = model.config.max_position_embeddings - longest;
-      if (room < 16) throw new Error(`${task} prompts take up to ${longest} of the model's ${model.config.max_position_embeddings} positions; raise max_position_embeddings (modelOverrides) or the vocabulary size`);
+      if (room < 16)
+        throw new Error(
+          `${task} prompts take up to ${longest} of the model's ${model.config.max_position_embeddings} positions; raise max_position_embeddings (modelOverrides) or the vocabulary size`,
+        );
       const maxNewTokens = Math.min(o.evalMaxTokens ?? 256, room);
       const r: EvalReport = await evaluate(model, tok, { problems, n: problems.length, temperature: 0, maxNewTokens, seed: 0, examples: 0, batchSize: 32 });
       const f: TaskFigures = {
@@ -200,7 +240,9 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
         truncated: r.truncatedShare,
         problems: problems.length,
       };
-      log(`${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens (${problems.length} problems)`);
+      log(
+        `${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens (${problems.length} problems)`,
+      );
       if (task !== 'wordproblems' && cfg.corpus.kind === 'search') {
         const a = arithProbe(model, tok, problems.slice(0, 200));
         f.arith = a.overall.whole;
@@ -209,9 +251,20 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
       }
       if (kSamples > 1) {
         const ks = defaultKs(kSamples);
-        const sampled = await evaluate(model, tok, { problems: problems.slice(0, kProblems), temperature: 1, samples: kSamples, ks, maxNewTokens, seed: 0, examples: 0, batchSize: Math.max(1, Math.floor(256 / kSamples)) });
+        const sampled = await evaluate(model, tok, {
+          problems: problems.slice(0, kProblems),
+          temperature: 1,
+          samples: kSamples,
+          ks,
+          maxNewTokens,
+          seed: 0,
+          examples: 0,
+          batchSize: Math.max(1, Math.floor(256 / kSamples)),
+        });
         f.passAtK = sampled.passAtK;
-        log(`${''.padEnd(15)} pass@k at T 1 on ${Math.min(kProblems, problems.length)} problems: ${ks.map((k) => `@${k} ${(sampled.passAtK[String(k)] * 100).toFixed(1)}%`).join('  ')}`);
+        log(
+          `${''.padEnd(15)} pass@k at T 1 on ${Math.min(kProblems, problems.length)} problems: ${ks.map((k) => `@${k} ${(sampled.passAtK[String(k)] * 100).toFixed(1)}%`).join('  ')}`,
+        );
       }
       base[task] = f;
     }
@@ -228,7 +281,17 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
   if (trainSeconds === null && typeof lastTrain?.elapsed_s === 'number') trainSeconds = lastTrain.elapsed_s;
   // the context probe of the training data (cached: this reloads it in seconds)
   const data = preparePretrainData(dataSpecOf(cfg), cfg.runsDir, () => undefined);
-  const summary: PipelineSummary = { runDir, model: finalDir, valLoss, valBpb, steps: cfg.steps, trainSeconds, base, rl: null, contextCoverage: data.coverage.share };
+  const summary: PipelineSummary = {
+    runDir,
+    model: finalDir,
+    valLoss,
+    valBpb,
+    steps: cfg.steps,
+    trainSeconds,
+    base,
+    rl: null,
+    contextCoverage: data.coverage.share,
+  };
   writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

@@ -137,7 +137,15 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
   const tok = Tokenizer.load(path.join(checkpoint, 'tokenizer.json'));
   const common = { task: c.task, taskConfig: c.taskConfig, maxNewTokens: c.maxNewTokens, seed: 0 };
   const greedy = await evaluate(model, tok, { ...common, n, temperature: 0, examples: n, batchSize: 32 });
-  const sampled = await evaluate(model, tok, { ...common, n: Math.min(plan.sampledProblems, n), temperature, samples, examples: 0, ks: defaultKs(samples), batchSize: Math.max(1, Math.floor(256 / samples)) });
+  const sampled = await evaluate(model, tok, {
+    ...common,
+    n: Math.min(plan.sampledProblems, n),
+    temperature,
+    samples,
+    examples: 0,
+    ks: defaultKs(samples),
+    batchSize: Math.max(1, Math.floor(256 / samples)),
+  });
   const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n: Math.min(200, n), config: c.taskConfig });
   const probe: ArithProbe = arithProbe(model, tok, probeProblems);
   const figures: EvalFigures = {
@@ -269,7 +277,7 @@ function markdown(results: Record<string, TaskResult>, o: { samples: number; sam
     'rewards only (presets `src/rl/presets/rl-<task>.json`), and evaluated again on the same held-out problems.',
     '',
     `Evaluation: greedy pass@1 on the held-out problems of each task (500, or all the split has); sampled pass@1, pass@k for k up to ${o.samples} and majority vote over ${o.samples} samples at temperature ${o.temperature} on ${o.sampledProblems} of them.`,
-    'The arithmetic probe (`src/eval/arith-probe.ts`) teacher-forces each held-out problem\'s full reference trace and counts the equations whose whole result greedy decoding gets right.',
+    "The arithmetic probe (`src/eval/arith-probe.ts`) teacher-forces each held-out problem's full reference trace and counts the equations whose whole result greedy decoding gets right.",
     '',
     '| task | greedy pass@1 base → RL | sampled pass@1 base → RL | pass@K base → RL | mean length (tokens) base → RL | arithmetic probe base → RL | RL steps | RL minutes | rollout share of time |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -283,10 +291,20 @@ function markdown(results: Record<string, TaskResult>, o: { samples: number; sam
   for (const [task, r] of Object.entries(results)) {
     const ks = Object.keys(r.base.pass_at_k);
     lines.push(`| ${task} | ${ks.map((k) => `k=${k}`).join(' | ')} |`, `|---|${ks.map(() => '---').join('|')}|`);
-    lines.push(`| base | ${ks.map((k) => pct(r.base.pass_at_k[k])).join(' | ')} |`, `| RL | ${ks.map((k) => pct(r.rl.pass_at_k[k] ?? Number.NaN)).join(' | ')} |`, '');
+    lines.push(
+      `| base | ${ks.map((k) => pct(r.base.pass_at_k[k])).join(' | ')} |`,
+      `| RL | ${ks.map((k) => pct(r.rl.pass_at_k[k] ?? Number.NaN)).join(' | ')} |`,
+      '',
+    );
     lines.push(`![${task} pass@k](results/r1-zero/${task}-passk.svg)`, '');
   }
-  lines.push('', '## During training (mean of the first and the last steps)', '', '| task | | reward | accuracy | length | self-check share | revise share | KL | entropy | zero-spread groups |', '|---|---|---|---|---|---|---|---|---|---|');
+  lines.push(
+    '',
+    '## During training (mean of the first and the last steps)',
+    '',
+    '| task | | reward | accuracy | length | self-check share | revise share | KL | entropy | zero-spread groups |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  );
   for (const [task, r] of Object.entries(results)) {
     for (const which of ['first', 'last'] as const) {
       const v = r.curve[which];
@@ -297,7 +315,8 @@ function markdown(results: Record<string, TaskResult>, o: { samples: number; sam
   }
   for (const task of Object.keys(results)) {
     lines.push('', `## ${task}: curves`, '');
-    for (const name of ['reward', 'length', 'self_check', 'kl', 'entropy', 'zero_spread', 'time']) lines.push(`![${task} ${name}](results/r1-zero/${task}-${name}.svg)`);
+    for (const name of ['reward', 'length', 'self_check', 'kl', 'entropy', 'zero_spread', 'time'])
+      lines.push(`![${task} ${name}](results/r1-zero/${task}-${name}.svg)`);
   }
   lines.push('', '## Greedy completions before and after', '');
   for (const [task, r] of Object.entries(results)) {
@@ -319,7 +338,12 @@ export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, T
   fs.mkdirSync(resultsDir, { recursive: true });
   const results: Record<string, TaskResult> = {};
   for (const task of o.tasks ?? R1_ZERO_TASKS) results[task] = await runTask(task, o, resultsDir, log);
-  const settings = { evalProblems: o.evalProblems ?? 500, samples: o.samples ?? 32, sampledProblems: o.sampledProblems ?? 100, temperature: o.temperature ?? 1.0 };
+  const settings = {
+    evalProblems: o.evalProblems ?? 500,
+    samples: o.samples ?? 32,
+    sampledProblems: o.sampledProblems ?? 100,
+    temperature: o.temperature ?? 1.0,
+  };
   // tasks run before and not in this run keep their results (a rerun of one task updates that one)
   const jsonFile = path.join(resultsDir, 'r1-zero.json');
   const earlier = fs.existsSync(jsonFile) ? readJsonObject(jsonFile, 'fix or delete it: the report is rewritten from the runs') : {};
@@ -339,7 +363,8 @@ export async function runR1Zero(o: R1ZeroOptions = {}): Promise<Record<string, T
   const findings = old.includes('<!-- findings -->') ? old.slice(old.indexOf('<!-- findings -->') + '<!-- findings -->'.length) : '\n';
   writeFileAtomic(mdFile, markdown(results, settings).replace(/<!-- findings -->\n\n$/, `<!-- findings -->${findings}`));
   log('── R1-Zero: held-out greedy pass@1, base → RL');
-  for (const [task, r] of Object.entries(results)) log(`  ${task.padEnd(15)} ${pct(r.base_pass1)} → ${pct(r.rl_pass1)}   (sampled pass@1 ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)})`);
+  for (const [task, r] of Object.entries(results))
+    log(`  ${task.padEnd(15)} ${pct(r.base_pass1)} → ${pct(r.rl_pass1)}   (sampled pass@1 ${pct(r.base.sampled_pass1)} → ${pct(r.rl.sampled_pass1)})`);
   log(`results: ${path.join(resultsDir, 'r1-zero.json')}, ${mdFile}`);
   return results;
 }

@@ -216,8 +216,14 @@ export class MHA extends Module {
     }
     const T = k.shape[1];
     if (G !== H) {
-      k = k.unsqueeze(3).expand([B, T, G, H / G, hd]).reshape([B, T, H, hd]); // (B, T, H, hd)
-      v = v.unsqueeze(3).expand([B, T, G, H / G, hd]).reshape([B, T, H, hd]);
+      k = k
+        .unsqueeze(3)
+        .expand([B, T, G, H / G, hd])
+        .reshape([B, T, H, hd]); // (B, T, H, hd)
+      v = v
+        .unsqueeze(3)
+        .expand([B, T, G, H / G, hd])
+        .reshape([B, T, H, hd]);
     }
     const scores = q.transpose(1, 2).matmul(k.permute([0, 2, 3, 1])); // (B, H, S, T)
     const probs = attentionProbs(scores, this.scale, ctx.batchMask ?? ctx.mask);

@@ -91,11 +91,7 @@ export class CheckpointError extends Error {
   /** "name: expected [..], got [..]" for each tensor of the wrong shape. */
   readonly mismatched: string[];
   readonly problems: string[];
-  constructor(
-    dir: string,
-    r: { missing?: string[]; unexpected?: string[]; mismatched?: string[]; problems?: string[] },
-    options?: { cause?: unknown },
-  ) {
+  constructor(dir: string, r: { missing?: string[]; unexpected?: string[]; mismatched?: string[]; problems?: string[] }, options?: { cause?: unknown }) {
     const missing = r.missing ?? [];
     const unexpected = r.unexpected ?? [];
     const mismatched = r.mismatched ?? [];
@@ -168,7 +164,11 @@ export function dequantizeFp8(bytes: Tensor, scaleInv: Tensor, block: readonly [
     if (R % br === 0 && C % bc === 0) {
       return w.reshape([nr, br, nc, bc]).mul(s).reshape([R, C]); // (R, C), broadcast per block
     }
-    const full = s.expand([nr, br, nc, bc]).reshape([nr * br, nc * bc]).narrow(0, 0, R).narrow(1, 0, C); // (R, C)
+    const full = s
+      .expand([nr, br, nc, bc])
+      .reshape([nr * br, nc * bc])
+      .narrow(0, 0, R)
+      .narrow(1, 0, C); // (R, C)
     return w.mul(full); // (R, C)
   });
 }
@@ -272,7 +272,6 @@ function isCheckpointFile(name: string): boolean {
   return name === CONFIG_FILE || name === WEIGHTS_FILE || name === INDEX_FILE || SHARD_RE.test(name);
 }
 
-
 function randomTag(): string {
   return `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 }
@@ -329,7 +328,8 @@ export async function saveCheckpoint(dir: string, model: DeepSeekV3, o: SaveOpti
   const parent = path.dirname(target);
   fs.mkdirSync(parent, { recursive: true });
   const existing = fs.existsSync(target) ? fs.lstatSync(target) : null;
-  if (existing && !existing.isDirectory()) throw new Error(`cannot save a checkpoint to ${target}: it exists and is not a directory (a symlink is not followed: save to the real path)`);
+  if (existing && !existing.isDirectory())
+    throw new Error(`cannot save a checkpoint to ${target}: it exists and is not a directory (a symlink is not followed: save to the real path)`);
   const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
   try {
     writeFileDurable(path.join(tmp, CONFIG_FILE), configToJson(config as ModelConfig));
@@ -523,7 +523,9 @@ function planLoad(model: DeepSeekV3, dir: string, strict: boolean): { files: str
       } else {
         const want = [Math.ceil(spec.shape[0] / block[0]), Math.ceil(spec.shape[1] / block[1])];
         if (!sameShape(sc.info.shape, want)) {
-          mismatched.push(`${scaleName}: expected ${shapeText(want)} (${block[0]}×${block[1]} blocks of ${shapeText(spec.shape)}), got ${shapeText(sc.info.shape)}`);
+          mismatched.push(
+            `${scaleName}: expected ${shapeText(want)} (${block[0]}×${block[1]} blocks of ${shapeText(spec.shape)}), got ${shapeText(sc.info.shape)}`,
+          );
         } else if (!FLOAT_DTYPES.includes(sc.info.dtype)) {
           problems.push(`${scaleName}: scales must be float32 (or another float dtype), got ${sc.info.dtype}`);
         } else {
@@ -576,7 +578,11 @@ export function loadWeightsInto(model: DeepSeekV3, dir: string, o: { strict?: bo
             const finite = value.isfinite();
             if (finite.all().item() !== 1) {
               const bad = value.numel() - finite.sum().item();
-              throw new CheckpointError(dir, { problems: [`${src.name} holds ${bad} non-finite values (NaN or infinity) of ${value.numel()}: the checkpoint is damaged or was saved from a diverged run; load an earlier checkpoint`] });
+              throw new CheckpointError(dir, {
+                problems: [
+                  `${src.name} holds ${bad} non-finite values (NaN or infinity) of ${value.numel()}: the checkpoint is damaged or was saved from a diverged run; load an earlier checkpoint`,
+                ],
+              });
             }
             src.target.copy_(value); // converts dtype and device
           }),

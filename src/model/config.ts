@@ -40,12 +40,15 @@ export const ModelConfigSchema = z
     num_attention_heads: posInt.describe('attention heads (query heads for gqa)'),
     num_key_value_heads: posInt.optional().describe('GQA groups for attention_type gqa; ignored by MLA'),
     // attention
-    attention_type: z.enum(['mla', 'mha', 'gqa']).default('mla').describe("tinyseek's key: 'mla' (multi-head latent attention, every DeepSeek config), or the 'mha' / 'gqa' baselines"),
+    attention_type: z
+      .enum(['mla', 'mha', 'gqa'])
+      .default('mla')
+      .describe("tinyseek's key: 'mla' (multi-head latent attention, every DeepSeek config), or the 'mha' / 'gqa' baselines"),
     head_dim: posInt.optional().describe('head width for mha/gqa (default hidden_size / heads)'),
     q_lora_rank: z
       .preprocess((v) => (v === 0 ? null : v), posInt.nullable())
       .default(null)
-      .describe('query low-rank width (wq_a → norm → wq_b); null or 0 (the official inference code\'s convention): a single wq'),
+      .describe("query low-rank width (wq_a → norm → wq_b); null or 0 (the official inference code's convention): a single wq"),
     kv_lora_rank: posInt.nullable().default(null).describe('compressed KV latent width (MLA)'),
     qk_nope_head_dim: nonNegInt.default(0).describe('MLA: per-head query/key width without rotary position (from the latent)'),
     qk_rope_head_dim: nonNegInt.default(0).describe('MLA: per-head query width with rotary position; the rotary key is this wide and shared by all heads'),
@@ -65,15 +68,20 @@ export const ModelConfigSchema = z
     moe_intermediate_size: posInt.optional().describe("width of each expert's SwiGLU MLP"),
     moe_layer_freq: posInt.default(1).describe('after the dense layers, every this-many-th layer is MoE'),
     first_k_dense_replace: nonNegInt.default(0).describe('leading layers with a dense MLP'),
-    routed_scaling_factor: z.number().positive().default(1).describe('multiplies the routed experts\' weights (V3: 2.5)'),
+    routed_scaling_factor: z.number().positive().default(1).describe("multiplies the routed experts' weights (V3: 2.5)"),
     scoring_func: z.enum(['softmax', 'sigmoid']).default('softmax').describe('router affinity: softmax over experts (V2), or a sigmoid per expert (V3)'),
     topk_method: z
       .enum(['greedy', 'group_limited_greedy', 'noaux_tc'])
       .default('greedy')
-      .describe("expert choice: top-k of the scores; top-k within the best topk_group groups (V2); or V3's aux-loss-free choice on scores plus the balancing bias"),
+      .describe(
+        "expert choice: top-k of the scores; top-k within the best topk_group groups (V2); or V3's aux-loss-free choice on scores plus the balancing bias",
+      ),
     n_group: posInt.nullable().default(1).describe('groups the routed experts are split into for group-limited routing (1: no groups)'),
     topk_group: posInt.nullable().default(1).describe('groups a token may draw its experts from'),
-    norm_topk_prob: z.boolean().default(false).describe('renormalise the chosen experts\' weights to sum to 1 (Hugging Face\'s rule, for softmax and sigmoid alike)'),
+    norm_topk_prob: z
+      .boolean()
+      .default(false)
+      .describe("renormalise the chosen experts' weights to sum to 1 (Hugging Face's rule, for softmax and sigmoid alike)"),
     aux_loss_alpha: z.number().min(0).default(0).describe('sequence-wise balance loss weight α (0: off)'),
     seq_aux: z.boolean().default(true).describe('the balance loss per sequence (true, V2/V3) or over the whole batch'),
     // mtp
@@ -83,7 +91,7 @@ export const ModelConfigSchema = z
     rope_theta: z.number().positive().default(10000).describe('rotary base frequency'),
     rope_scaling: RopeScaling.nullable().default(null).describe('YaRN context extension, or null'),
     rms_norm_eps: z.number().positive().default(1e-6).describe('ε of every RMSNorm'),
-    hidden_act: z.literal('silu').default('silu').describe('MLP activation: SwiGLU\'s silu only'),
+    hidden_act: z.literal('silu').default('silu').describe("MLP activation: SwiGLU's silu only"),
     initializer_range: z.number().positive().default(0.02).describe('std of the normal initialisation of weights'),
     tie_word_embeddings: z.boolean().default(false).describe('share the embedding matrix with the output head'),
     bos_token_id: z.number().int().nullable().optional().describe('beginning-of-sequence token id (kept as read)'),

@@ -144,7 +144,15 @@ export class DeepSeekV3 extends Module {
    * Rotary rows and mask for S new positions after startPos, shared by the layers. Without
    * `positions` / `keyPadding` (training, unpadded decoding): position = column, causal mask.
    */
-  private context(S: number, startPos: number, cache: LayerCache | null, mla: MlaImpl, like: Tensor, positions?: Tensor, keyPadding?: Tensor): AttentionContext {
+  private context(
+    S: number,
+    startPos: number,
+    cache: LayerCache | null,
+    mla: MlaImpl,
+    like: Tensor,
+    positions?: Tensor,
+    keyPadding?: Tensor,
+  ): AttentionContext {
     const { cos, sin } = positions ? ropeRows(this.rope, positions) : ropeSlice(this.rope, startPos, S);
     const toLike = (t: Tensor): Tensor => (t.device === like.device && t.dtype === like.dtype ? t : t.to({ dtype: like.dtype, device: like.device }));
     if (keyPadding) return { cos: toLike(cos), sin: toLike(sin), mask: null, batchMask: paddedCausalMask(keyPadding, S, startPos, like), startPos, cache, mla };
@@ -164,7 +172,8 @@ export class DeepSeekV3 extends Module {
     if (o.attentionMask) {
       const m = o.attentionMask.shape;
       if (cache || o.keyPadding) throw new TypeError('attentionMask replaces the causal mask of a whole sequence: not with a cache or keyPadding');
-      if (m.length !== 4 || m[0] !== B || m[1] !== 1 || m[2] !== S || m[3] !== S) throw new TypeError(`attentionMask must be (${B}, 1, ${S}, ${S}); got (${m.join(', ')})`);
+      if (m.length !== 4 || m[0] !== B || m[1] !== 1 || m[2] !== S || m[3] !== S)
+        throw new TypeError(`attentionMask must be (${B}, 1, ${S}, ${S}); got (${m.join(', ')})`);
     }
     let x = this.model.embed_tokens.forward(ids); // (B, S, D)
     let auxLoss: Tensor | null = null;

@@ -2,18 +2,7 @@
  * Basic layers: Linear, Embedding, RMSNorm, Dropout. Weights follow PyTorch's layouts
  * (Linear weight is (out, in)) so that checkpoints map one to one.
  */
-import {
-  type DType,
-  type Device,
-  type Generator,
-  type Tensor,
-  dropout,
-  embedding,
-  empty,
-  linear,
-  ones,
-  tidy,
-} from '../core/index.ts';
+import { type DType, type Device, type Generator, type Tensor, dropout, embedding, empty, linear, ones, tidy } from '../core/index.ts';
 import { fanInUniform_, normal_ } from './init.ts';
 import { Module } from './module.ts';
 

@@ -8,7 +8,7 @@
  *
  * This module knows structure and lifetime, not any particular layer.
  */
-import { type DType, type Device, Tensor, noGrad, tidy } from '../core/index.ts';
+import { type DType, type Device, type Tensor, noGrad, tidy } from '../core/index.ts';
 import { replaceHandle } from '../core/scope.ts';
 
 export interface LoadResult {

@@ -45,13 +45,25 @@ export const RlConfig = z
     epsHigh: z.number().positive().optional().describe('ε_high: the ratio is clipped above at 1 + ε_high (default 0.2; dapo 0.28)'),
     beta: z.number().min(0).default(0).describe('β of the KL penalty to the frozen reference (k3 estimator); 0: no penalty'),
     trackKl: z.boolean().default(true).describe('measure the KL to the reference even when β = 0 (one more forward per update)'),
-    klAlarm: z.number().positive().default(0.1).describe('nats per token: a step whose KL to the reference exceeds it logs an alarm (the policy is drifting from its base; lower the lr or raise β)'),
+    klAlarm: z
+      .number()
+      .positive()
+      .default(0.1)
+      .describe('nats per token: a step whose KL to the reference exceeds it logs an alarm (the policy is drifting from its base; lower the lr or raise β)'),
     mu: posInt.default(1).describe('μ: optimizer steps per rollout batch (each over the whole batch)'),
     microBatch: posInt.default(16).describe('completions per forward/backward in the update'),
-    sharePrompt: z.boolean().default(true).describe("the update runs each prompt once for all its completions (one sequence per prompt, completions masked from each other); false: one row per completion, the prompt recomputed G times"),
+    sharePrompt: z
+      .boolean()
+      .default(true)
+      .describe(
+        'the update runs each prompt once for all its completions (one sequence per prompt, completions masked from each other); false: one row per completion, the prompt recomputed G times',
+      ),
     scaleRewards: z.boolean().optional().describe('divide advantages by the group std (default true; dr_grpo false)'),
     advantageEps: z.number().positive().default(1e-4).describe('ε added to the group std'),
-    dynamicSampling: z.boolean().optional().describe('drop groups whose rewards are all equal and draw more prompts to fill the batch (default false; dapo true)'),
+    dynamicSampling: z
+      .boolean()
+      .optional()
+      .describe('drop groups whose rewards are all equal and draw more prompts to fill the batch (default false; dapo true)'),
     maxRolloutRounds: posInt.default(3).describe('dynamic sampling: most rollout batches drawn per step'),
     maskTruncated: z.boolean().optional().describe('leave completions cut by maxNewTokens out of the loss (default false; dapo true)'),
     rewards: z

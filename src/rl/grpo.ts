@@ -1,5 +1,5 @@
 /**
- * The GRPO objective (DESIGN.md §3): group-normalised advantages, the clipped-ratio policy loss with
+ * The GRPO objective (DeepSeekMath, Shao et al. 2024; DAPO, Yu et al. 2025; the README's R1-Zero section): group-normalised advantages, the clipped-ratio policy loss with
  * ε_low / ε_high, the k3 estimator of the KL to a frozen reference, and the four aggregations users
  * know by name.
  *
@@ -158,8 +158,14 @@ export function policyLoss(x: PolicyLossInput, o: PolicyLossOptions): PolicyLoss
       break;
   }
   const active = x.mask.gt(0); // (R, T) bool
-  const low = ratio.lt(1 - o.epsLow).logicalAnd(adv.lt(0).expandAs(ratio)).logicalAnd(active);
-  const high = ratio.gt(1 + o.epsHigh).logicalAnd(adv.gt(0).expandAs(ratio)).logicalAnd(active);
+  const low = ratio
+    .lt(1 - o.epsLow)
+    .logicalAnd(adv.lt(0).expandAs(ratio))
+    .logicalAnd(active);
+  const high = ratio
+    .gt(1 + o.epsHigh)
+    .logicalAnd(adv.gt(0).expandAs(ratio))
+    .logicalAnd(active);
   const stats: PolicyLossStats = {
     tokens: x.mask.sum().item(),
     clippedLow: low.sum().item(),

@@ -29,7 +29,12 @@ export interface SequenceBatch {
  * Builds the tensors of rows (prompt, completion). `keep[r]` false zeroes row r's mask (e.g. a
  * truncated completion left out of the loss).
  */
-export function sequenceBatch(prompts: readonly ArrayLike<number>[], completions: readonly ArrayLike<number>[], pad: number, keep?: readonly boolean[]): SequenceBatch {
+export function sequenceBatch(
+  prompts: readonly ArrayLike<number>[],
+  completions: readonly ArrayLike<number>[],
+  pad: number,
+  keep?: readonly boolean[],
+): SequenceBatch {
   const R = prompts.length;
   if (R === 0 || completions.length !== R) throw new Error(`sequenceBatch: ${R} prompts and ${completions.length} completions`);
   const L = Math.max(...prompts.map((p) => p.length));
@@ -110,7 +115,13 @@ export interface SharedPromptBatch {
  * Rows r = 0…R−1 with prompt `prompts[groupOf[r]]` and completion `completions[r]`; rows of one
  * prompt need not be consecutive. `keep[r]` false zeroes row r's mask.
  */
-export function sharedPromptBatch(prompts: readonly ArrayLike<number>[], groupOf: readonly number[], completions: readonly ArrayLike<number>[], pad: number, keep?: readonly boolean[]): SharedPromptBatch {
+export function sharedPromptBatch(
+  prompts: readonly ArrayLike<number>[],
+  groupOf: readonly number[],
+  completions: readonly ArrayLike<number>[],
+  pad: number,
+  keep?: readonly boolean[],
+): SharedPromptBatch {
   const R = completions.length;
   if (R === 0 || groupOf.length !== R) throw new Error(`sharedPromptBatch: ${R} completions and ${groupOf.length} group indices`);
   const used = [...new Set(groupOf)];

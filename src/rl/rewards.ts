@@ -82,9 +82,13 @@ export function languageReward(completion: string): number {
 export function parseRewardWeights(w: Partial<Record<string, number>>): RewardWeights {
   const out = {} as RewardWeights;
   for (const name of REWARD_NAMES) out[name] = w[name] ?? 0;
-  for (const k of Object.keys(w)) if (!(REWARD_NAMES as readonly string[]).includes(k)) throw new Error(`unknown reward "${k}"; the rewards are ${REWARD_NAMES.join(', ')}`);
+  for (const k of Object.keys(w))
+    if (!(REWARD_NAMES as readonly string[]).includes(k)) throw new Error(`unknown reward "${k}"; the rewards are ${REWARD_NAMES.join(', ')}`);
   for (const name of REWARD_NAMES) {
-    if (!Number.isFinite(out[name]) || out[name] < 0) throw new Error(`reward weight ${name}=${out[name]}: weights must be finite and ≥ 0 (a negative weight pays the policy for failing at ${name}); give 0 to switch it off`);
+    if (!Number.isFinite(out[name]) || out[name] < 0)
+      throw new Error(
+        `reward weight ${name}=${out[name]}: weights must be finite and ≥ 0 (a negative weight pays the policy for failing at ${name}); give 0 to switch it off`,
+      );
   }
   if (REWARD_NAMES.every((n) => out[n] === 0)) throw new Error(`every reward weight is 0; give at least one of ${REWARD_NAMES.join(', ')} a weight`);
   return out;

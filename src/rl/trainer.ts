@@ -44,15 +44,57 @@ import { parseRewardWeights } from './rewards.ts';
 import { type Rollout, concatRollouts, rollout, selectGroups } from './rollout.ts';
 
 export const RL_CHARTS: ChartSpec[] = [
-  { name: 'reward', title: 'reward and accuracy', yTitle: 'mean over completions', series: [{ label: 'reward', key: 'reward' }, { label: 'accuracy', key: 'accuracy' }, { label: 'held-out greedy pass@1', key: 'heldout_pass1' }] },
+  {
+    name: 'reward',
+    title: 'reward and accuracy',
+    yTitle: 'mean over completions',
+    series: [
+      { label: 'reward', key: 'reward' },
+      { label: 'accuracy', key: 'accuracy' },
+      { label: 'held-out greedy pass@1', key: 'heldout_pass1' },
+    ],
+  },
   { name: 'reward_by_function', title: 'reward per function', yTitle: 'mean', series: [{ label: 'reward', key: 'reward_by_fn' }] },
-  { name: 'length', title: 'completion length', yTitle: 'tokens', series: [{ label: 'mean', key: 'completion_len_mean' }, { label: 'max', key: 'completion_len_max' }] },
-  { name: 'self_check', title: 'completions that check or revise their work', yTitle: 'share', series: [{ label: 'check or revise', key: 'self_check_share' }, { label: 'revise', key: 'revise_share' }, { label: 'truncated', key: 'truncated_share' }] },
+  {
+    name: 'length',
+    title: 'completion length',
+    yTitle: 'tokens',
+    series: [
+      { label: 'mean', key: 'completion_len_mean' },
+      { label: 'max', key: 'completion_len_max' },
+    ],
+  },
+  {
+    name: 'self_check',
+    title: 'completions that check or revise their work',
+    yTitle: 'share',
+    series: [
+      { label: 'check or revise', key: 'self_check_share' },
+      { label: 'revise', key: 'revise_share' },
+      { label: 'truncated', key: 'truncated_share' },
+    ],
+  },
   { name: 'kl', title: 'KL to the base model (k3)', yTitle: 'nats per token', series: [{ label: 'kl', key: 'kl' }] },
-  { name: 'clip', title: 'clipped tokens', yTitle: 'share of tokens', series: [{ label: 'low', key: 'clip_low' }, { label: 'high', key: 'clip_high' }] },
+  {
+    name: 'clip',
+    title: 'clipped tokens',
+    yTitle: 'share of tokens',
+    series: [
+      { label: 'low', key: 'clip_low' },
+      { label: 'high', key: 'clip_high' },
+    ],
+  },
   { name: 'entropy', title: 'policy entropy', yTitle: 'nats per token', series: [{ label: 'entropy', key: 'entropy' }] },
   { name: 'zero_spread', title: 'groups with no reward spread', yTitle: 'share of groups', series: [{ label: 'zero spread', key: 'zero_spread_share' }] },
-  { name: 'time', title: 'time per step', yTitle: 'seconds', series: [{ label: 'rollout', key: 'rollout_s' }, { label: 'update', key: 'update_s' }] },
+  {
+    name: 'time',
+    title: 'time per step',
+    yTitle: 'seconds',
+    series: [
+      { label: 'rollout', key: 'rollout_s' },
+      { label: 'update', key: 'update_s' },
+    ],
+  },
   { name: 'grad_norm', title: 'gradient norm (before clipping)', yTitle: 'global L2 norm', series: [{ label: 'grad norm', key: 'grad_norm' }] },
   { name: 'expert_load', title: 'expert load (max / mean tokens per expert)', yTitle: 'max / mean', series: [{ label: 'layer', key: 'expert_load' }] },
 ];
@@ -129,7 +171,14 @@ function update(u: UpdateInput): UpdateNumbers {
   const norm: LossNorm = { variant: c.loss, sequences: rows, tokens: activeTokens, microBatches: chunks.length, maxCompletionLength: c.maxNewTokens };
   const oldLogp: (Tensor | null)[] = chunks.map(() => null);
   const refLogp: (Tensor | null)[] = chunks.map(() => null);
-  const out: UpdateNumbers = { loss: 0, load: new Map(), gradNorms: [], stats: { tokens: 0, clippedLow: 0, clippedHigh: 0, klSum: ref ? 0 : null, ratioSum: 0 }, updates: 0, lr: u.lrAt(u.optimizerStepsDone) };
+  const out: UpdateNumbers = {
+    loss: 0,
+    load: new Map(),
+    gradNorms: [],
+    stats: { tokens: 0, clippedLow: 0, clippedHigh: 0, klSum: ref ? 0 : null, ratioSum: 0 },
+    updates: 0,
+    lr: u.lrAt(u.optimizerStepsDone),
+  };
   try {
     for (let it = 0; it < c.mu; it++) {
       applyLr(optimizer, u.lrAt(u.optimizerStepsDone + it));
@@ -154,7 +203,8 @@ function update(u: UpdateInput): UpdateNumbers {
                 pad,
                 rowsOf.map((i) => keep[i]),
               );
-          const logprobsOf = (m: DeepSeekV3): { logp: Tensor; auxLoss: Tensor | null } => (shared ? sharedPromptLogprobs(m, shared) : completionLogprobs(m, sb!));
+          const logprobsOf = (m: DeepSeekV3): { logp: Tensor; auxLoss: Tensor | null } =>
+            shared ? sharedPromptLogprobs(m, shared) : completionLogprobs(m, sb!);
           const maskOf = (shared ? shared.mask : sb!.mask) as Tensor; // (R, T)
           if (it === 0 && ref) refLogp[k] = noGrad(() => logprobsOf(ref).logp).keep(); // (R, T)
           const { logp, auxLoss } = logprobsOf(model); // (R, T)
@@ -165,7 +215,10 @@ function update(u: UpdateInput): UpdateNumbers {
             logp,
           ); // (R)
           const mask = maskOf.to(logp.device); // (R, T)
-          const pl = policyLoss({ logp, oldLogp: old, refLogp: refLogp[k], advantages: adv, mask }, { epsLow: c.epsLow, epsHigh: c.epsHigh, beta: c.beta, norm });
+          const pl = policyLoss(
+            { logp, oldLogp: old, refLogp: refLogp[k], advantages: adv, mask },
+            { epsLow: c.epsLow, epsHigh: c.epsHigh, beta: c.beta, norm },
+          );
           const total = auxLoss ? pl.loss.add(auxLoss.div(chunks.length)) : pl.loss;
           total.backward();
           return { loss: pl.loss.item(), stats: pl.stats };
@@ -197,7 +250,10 @@ function update(u: UpdateInput): UpdateNumbers {
 export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const tokFile = path.join(c.base, 'tokenizer.json');
-  if (!fs.existsSync(path.join(c.base, 'config.json'))) throw new Error(`base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pipeline --from-scratch --no-rl) or pass --base checkpoints/small-base (the shipped base model) or another checkpoint directory`);
+  if (!fs.existsSync(path.join(c.base, 'config.json')))
+    throw new Error(
+      `base checkpoint ${c.base} has no config.json; pretrain one first (tinyseek pipeline --from-scratch --no-rl) or pass --base checkpoints/small-base (the shipped base model) or another checkpoint directory`,
+    );
   if (!fs.existsSync(tokFile)) throw new Error(`base checkpoint ${c.base} has no tokenizer.json beside its weights`);
   const weights = parseRewardWeights(c.rewards);
   const { runDir, latest } = openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS);
@@ -211,16 +267,23 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   const resumed = resumePoint(latest, model, optimizer, log);
   const problems = trainProblems(c);
   const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: resumed.data as IteratorState | undefined });
-  const pad = tok.special.pad >= 0 ? tok.special.pad : 0;
+  const pad = Math.max(tok.special.pad, 0);
   const vocab = model.config.vocab_size;
-  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? resumed.step : null, logEvery: c.logEvery, log, plots: { defaults: false, series: RL_CHARTS } });
+  const sink: RunSink = openRunSink(runDir, {
+    total: c.steps,
+    resumeAt: o.resume ? resumed.step : null,
+    logEvery: c.logEvery,
+    log,
+    plots: { defaults: false, series: RL_CHARTS },
+  });
   log(
     `rl ${c.name}: ${c.task} from ${c.base}, ${c.steps} steps of ${c.promptsPerStep} prompts × ${c.groupSize} completions (≤ ${c.maxNewTokens} tokens, T ${c.temperature}), ` +
       `loss ${c.loss}, ε ${c.epsLow}/${c.epsHigh}, β ${c.beta}, μ ${c.mu}, lr ${c.optim.lr}` +
       `${c.dynamicSampling ? ', dynamic sampling' : ''}${c.maskTruncated ? ', truncated masked' : ''}`,
   );
   /** Linear warmup over optimizer steps (μ per RL step), then constant. */
-  const lrAt = (optimizerStepIndex: number): number => (c.optim.warmupSteps > 0 ? c.optim.lr * Math.min(1, (optimizerStepIndex + 1) / c.optim.warmupSteps) : c.optim.lr);
+  const lrAt = (optimizerStepIndex: number): number =>
+    c.optim.warmupSteps > 0 ? c.optim.lr * Math.min(1, (optimizerStepIndex + 1) / c.optim.warmupSteps) : c.optim.lr;
 
   const runStep = async (stepNo: number): Promise<StepOutput> => {
     const t0 = performance.now();
@@ -252,7 +315,9 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       );
       groups += adv.zeroSpread.length;
       zeroGroups += adv.zeroSpread.filter(Boolean).length;
-      const useful = c.dynamicSampling ? adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups) : adv.zeroSpread.map((_, g) => g);
+      const useful = c.dynamicSampling
+        ? adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups)
+        : adv.zeroSpread.map((_, g) => g);
       if (useful.length) kept.push(c.dynamicSampling ? selectGroups(r, useful) : r);
       for (const g of useful) keptAdvantages.push(...adv.advantages.subarray(g * c.groupSize, (g + 1) * c.groupSize));
       keptGroups += useful.length;
@@ -266,7 +331,17 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     // update
     const t1 = performance.now();
     const upd = kept.length
-      ? update({ model, ref, optimizer, rollout: concatRollouts(kept), advantages: Float64Array.from(keptAdvantages), settings: c, pad, lrAt, optimizerStepsDone: (stepNo - 1) * c.mu })
+      ? update({
+          model,
+          ref,
+          optimizer,
+          rollout: concatRollouts(kept),
+          advantages: Float64Array.from(keptAdvantages),
+          settings: c,
+          pad,
+          lrAt,
+          optimizerStepsDone: (stepNo - 1) * c.mu,
+        })
       : null;
     const updateSeconds = (performance.now() - t1) / 1000;
     const seconds = (performance.now() - t0) / 1000;
@@ -318,11 +393,23 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     for (let i = 0; i < Math.min(c.sampleCount, all.texts.length); i++) {
       const row = (i * c.groupSize + (stepNo % c.groupSize)) % all.texts.length; // different groups, a rotating member
       const rw = all.rewards[row];
-      sink.sample({ step: stepNo, row, problem: JSON.stringify(all.problems[row]), completion: all.texts[row], reward: rw.total, rewards: rw.values, correct: rw.correct, self_check: all.selfCheck[row].any, tokens: all.completions[row].length });
+      sink.sample({
+        step: stepNo,
+        row,
+        problem: JSON.stringify(all.problems[row]),
+        completion: all.texts[row],
+        reward: rw.total,
+        rewards: rw.values,
+        correct: rw.correct,
+        self_check: all.selfCheck[row].any,
+        tokens: all.completions[row].length,
+      });
     }
     if (!upd) sink.log(`step ${stepNo}: every group had equal rewards after ${drawn.length} rounds; no update`);
     if (typeof record.kl === 'number' && record.kl > c.klAlarm) {
-      sink.log(`step ${stepNo}: KL ALARM — ${record.kl.toFixed(4)} nats per token to the base model, above the bound ${c.klAlarm} (klAlarm); lower optim.lr or raise beta`);
+      sink.log(
+        `step ${stepNo}: KL ALARM — ${record.kl.toFixed(4)} nats per token to the base model, above the bound ${c.klAlarm} (klAlarm); lower optim.lr or raise beta`,
+      );
     }
     return {
       record,
@@ -346,13 +433,30 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       runStep,
       evalEvery: c.evalEvery,
       evaluate: async (step) => {
-        const r = await evaluate(model, tok, { task: c.task, taskConfig: c.taskConfig, n: c.evalProblems, temperature: 0, maxNewTokens: c.maxNewTokens, seed: c.seed, examples: 0 });
+        const r = await evaluate(model, tok, {
+          task: c.task,
+          taskConfig: c.taskConfig,
+          n: c.evalProblems,
+          temperature: 0,
+          maxNewTokens: c.maxNewTokens,
+          seed: c.seed,
+          examples: 0,
+        });
         model.train(true);
         sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
         return { heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens };
       },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'rl', config: c, data: () => loader.state(), flush: () => sink.flush() }),
+      save: checkpointWriter(runDir, {
+        model,
+        optimizer,
+        tokenizer: tok,
+        keep: c.keepCheckpoints,
+        kind: 'rl',
+        config: c,
+        data: () => loader.state(),
+        flush: () => sink.flush(),
+      }),
       repoint: (dir) => pointLatestAt(runDir, dir),
       weightsFinite: () => parametersFinite(model),
       sink,

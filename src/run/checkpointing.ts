@@ -139,11 +139,16 @@ export function latestCheckpoint(runDir: string): { dir: string; step: number } 
   const file = path.join(root, LATEST_FILE);
   if (!fs.existsSync(file)) return null;
   const latest = readJsonObject(file, `point it at a complete checkpoint directory in ${root}, as {"step": n, "dir": "step-000123"}`);
-  if (typeof latest.dir !== 'string' || typeof latest.step !== 'number') throw new Error(`${file} must hold {"step": n, "dir": "step-…"}, found ${JSON.stringify(latest)}`);
+  if (typeof latest.dir !== 'string' || typeof latest.step !== 'number')
+    throw new Error(`${file} must hold {"step": n, "dir": "step-…"}, found ${JSON.stringify(latest)}`);
   // the name of a directory beside latest.json, nothing else: a path with ../ would resume another run
-  if (!STEP_DIR.test(latest.dir)) throw new Error(`${file}: "dir" must name a step checkpoint beside it (step-000123), found ${JSON.stringify(latest.dir)}; point it at one of ${root}'s step directories`);
+  if (!STEP_DIR.test(latest.dir))
+    throw new Error(
+      `${file}: "dir" must name a step checkpoint beside it (step-000123), found ${JSON.stringify(latest.dir)}; point it at one of ${root}'s step directories`,
+    );
   const dir = path.join(root, latest.dir);
-  if (!fs.existsSync(path.join(dir, TRAINER_FILE))) throw new Error(`${file} points at ${dir}, which has no ${TRAINER_FILE}; point it at a complete checkpoint in ${root}`);
+  if (!fs.existsSync(path.join(dir, TRAINER_FILE)))
+    throw new Error(`${file} points at ${dir}, which has no ${TRAINER_FILE}; point it at a complete checkpoint in ${root}`);
   return { dir, step: latest.step };
 }
 
@@ -153,11 +158,13 @@ export function readTrainerState(dir: string): TrainerState {
   const wrong: string[] = [];
   if (s.version !== 1) wrong.push(`"version" must be 1 (found ${JSON.stringify(s.version)})`);
   for (const k of ['step', 'tokensSeen', 'elapsed'] as const) {
-    if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || (s[k] as number) < 0) wrong.push(`"${k}" must be a non-negative number (found ${JSON.stringify(s[k])})`);
+    if (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || (s[k] as number) < 0)
+      wrong.push(`"${k}" must be a non-negative number (found ${JSON.stringify(s[k])})`);
   }
   if (typeof s.step === 'number' && !Number.isInteger(s.step)) wrong.push(`"step" must be an integer (found ${s.step})`);
   const opt = s.optimizer as { steps?: unknown; groups?: unknown } | undefined;
-  if (!opt || typeof opt !== 'object' || !Array.isArray(opt.steps) || !Array.isArray(opt.groups)) wrong.push('"optimizer" must hold "steps" and "groups" arrays');
+  if (!opt || typeof opt !== 'object' || !Array.isArray(opt.steps) || !Array.isArray(opt.groups))
+    wrong.push('"optimizer" must hold "steps" and "groups" arrays');
   if (wrong.length) throw new Error(`${file} is not a tinyseek trainer state: ${wrong.join('; ')}; resume from another checkpoint (point latest.json at it)`);
   return s as unknown as TrainerState;
 }

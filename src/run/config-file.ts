@@ -24,7 +24,9 @@ export const RESERVED_RUN_NAMES: readonly string[] = ['cache', 'r1-zero-report']
 export const RunName = z
   .string()
   .regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/, 'one path segment of letters, digits, dot, dash and underscore (at most 128), not starting with a dot')
-  .refine((n) => !RESERVED_RUN_NAMES.includes(n), { message: `${RESERVED_RUN_NAMES.join(' and ')} are kept for tinyseek's own files under the runs directory; choose another name` })
+  .refine((n) => !RESERVED_RUN_NAMES.includes(n), {
+    message: `${RESERVED_RUN_NAMES.join(' and ')} are kept for tinyseek's own files under the runs directory; choose another name`,
+  })
   .describe('run name: the run lives in <runsDir>/<name>');
 
 function lineColumn(text: string, offset: number): string {

@@ -42,7 +42,9 @@ export class NonFiniteStepError extends Error {
  */
 export function lmRunaway(lmLoss: number, vocabSize: number): string | null {
   const bound = 2 * Math.log(vocabSize);
-  return lmLoss > bound ? `the language-model loss ${lmLoss.toPrecision(4)} is above 2·ln(V) = ${bound.toFixed(2)}, twice a uniform guess's: the weights have run away` : null;
+  return lmLoss > bound
+    ? `the language-model loss ${lmLoss.toPrecision(4)} is above 2·ln(V) = ${bound.toFixed(2)}, twice a uniform guess's: the weights have run away`
+    : null;
 }
 
 /** A policy whose mean token entropy is above 0.9·ln V samples nearly uniformly: it has run away. Returns why, or null. */

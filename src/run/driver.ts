@@ -170,7 +170,10 @@ export function optimizerStep(model: DeepSeekV3, optimizer: AdamW, o: { loss: nu
   const gradNorm = clipGradNorm(model.parameters(), o.clipNorm);
   if (!Number.isFinite(o.loss) || !Number.isFinite(gradNorm)) {
     optimizer.zeroGrad();
-    throw new NonFiniteStepError(!Number.isFinite(o.loss) ? `the ${o.what ?? 'loss'} is ${o.loss}` : `the gradient norm is ${gradNorm}`, optimizer.groups[0].lr);
+    throw new NonFiniteStepError(
+      !Number.isFinite(o.loss) ? `the ${o.what ?? 'loss'} is ${o.loss}` : `the gradient norm is ${gradNorm}`,
+      optimizer.groups[0].lr,
+    );
   }
   optimizer.step();
   optimizer.zeroGrad();

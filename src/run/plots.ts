@@ -128,8 +128,8 @@ function seriesPoints(records: readonly MetricRecord[], series: readonly SeriesS
 function bySeries(points: Point[], max: number): Map<string, Point[]> {
   const groups = new Map<string, Point[]>();
   for (const p of points) {
-    let g = groups.get(p.series);
-    if (!g) groups.set(p.series, (g = []));
+    const g = groups.get(p.series) ?? [];
+    if (g.length === 0) groups.set(p.series, g);
     g.push(p);
   }
   for (const [name, g] of groups) {
@@ -213,7 +213,9 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 function chartsOf(o: PlotOptions): ChartSpec[] {
-  const extra = (o.series ?? []).map((s): ChartSpec => (typeof s === 'string' ? { name: s.replace(/[^A-Za-z0-9._-]/g, '_'), title: s, series: [{ label: s, key: s }] } : s));
+  const extra = (o.series ?? []).map(
+    (s): ChartSpec => (typeof s === 'string' ? { name: s.replace(/[^A-Za-z0-9._-]/g, '_'), title: s, series: [{ label: s, key: s }] } : s),
+  );
   const charts = [...(o.defaults === false ? [] : DEFAULT_CHARTS), ...extra];
   const names = new Set<string>();
   for (const c of charts) {

@@ -91,8 +91,14 @@ export function openRunDir(c: { runsDir: string; name: string; steps: number }, 
     const may = [...runControlKeys, ...RESUME_OVERRIDES, ...LOCATION_KEYS];
     const saved = readJsonObject(configFile, `restore it, or start a new run with another --name`);
     const diff = configDifferences(saved, c, '', may);
-    if (diff.length) throw new Error(`--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${[...runControlKeys, ...RESUME_OVERRIDES].join(', ')} may change)`);
-    if (c.steps <= latest.step) throw new Error(`--resume: ${runDir} is already at step ${latest.step}, and ${c.steps} steps were asked for; pass --steps above ${latest.step} to train further`);
+    if (diff.length)
+      throw new Error(
+        `--resume: the config differs from the run's in ${diff.join(', ')}; resume with the same settings (only ${[...runControlKeys, ...RESUME_OVERRIDES].join(', ')} may change)`,
+      );
+    if (c.steps <= latest.step)
+      throw new Error(
+        `--resume: ${runDir} is already at step ${latest.step}, and ${c.steps} steps were asked for; pass --steps above ${latest.step} to train further`,
+      );
   } else if (latest) {
     throw new Error(`${runDir} already holds a run (checkpoint at step ${latest.step}): continue it with --resume, or choose another --name`);
   }
@@ -145,15 +151,18 @@ export interface CheckpointWriterOptions {
 }
 
 /** The run's checkpoint save: logs flushed, then the model, optimizer and data position at a step. */
-export function checkpointWriter(runDir: string, o: CheckpointWriterOptions): (step: number, counters: { tokensSeen: number; elapsed: number }) => Promise<string> {
+export function checkpointWriter(
+  runDir: string,
+  o: CheckpointWriterOptions,
+): (step: number, counters: { tokensSeen: number; elapsed: number }) => Promise<string> {
   return async (step, counters) => {
     o.flush();
     try {
       return await saveTrainingCheckpoint(runDir, {
-      model: o.model,
-      optimizer: o.optimizer,
-      tokenizer: o.tokenizer,
-      keep: o.keep,
+        model: o.model,
+        optimizer: o.optimizer,
+        tokenizer: o.tokenizer,
+        keep: o.keep,
         state: { kind: o.kind, step, tokensSeen: counters.tokensSeen, elapsed: counters.elapsed, data: o.data(), rng: null, config: o.config },
       });
     } catch (e) {
@@ -166,8 +175,11 @@ export function checkpointWriter(runDir: string, o: CheckpointWriterOptions): (s
       } catch {
         // reported as it is
       }
-      const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' || code === 'EPERM' ? 'the run directory is not writable' : code;
-      throw new Error(`writing the checkpoint of step ${step} in ${runDir} failed: ${why} (${(e as Error).message}); ${previous}. Free space or fix the directory, then continue with --resume`);
+      const why =
+        code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' || code === 'EPERM' ? 'the run directory is not writable' : code;
+      throw new Error(
+        `writing the checkpoint of step ${step} in ${runDir} failed: ${why} (${(e as Error).message}); ${previous}. Free space or fix the directory, then continue with --resume`,
+      );
     }
   };
 }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import type { LoopSink } from './driver.ts';
 import { type MetricRecord, MetricsLog, readMetrics } from './metrics.ts';
 import { type PlotOptions, renderPlots } from './plots.ts';
-import { type ProgressFields, createProgress } from './progress.ts';
+import { createProgress } from './progress.ts';
 
 export interface RunSink extends LoopSink {
   sample(r: MetricRecord): void;

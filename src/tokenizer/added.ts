@@ -7,14 +7,14 @@
  */
 
 /** Escapes a literal for a 'u' regex (where `\-` outside a class is a syntax error). */
-const escape = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+const escapeRegExp = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
 
 export class AddedTokenMatcher {
   private readonly re: RegExp | null;
 
   constructor(tokens: Iterable<string>) {
     const list = [...new Set(tokens)].filter((t) => t !== '').sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
-    this.re = list.length === 0 ? null : new RegExp(list.map(escape).join('|'), 'gu');
+    this.re = list.length === 0 ? null : new RegExp(list.map(escapeRegExp).join('|'), 'gu');
   }
 
   /**

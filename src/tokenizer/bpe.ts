@@ -139,7 +139,9 @@ export class BpeEncoder {
     for (let i = 0; i < n; i++) {
       const id = this.byteIds[this.bytes[i]];
       if (id < 0) {
-        throw new Error(`the vocabulary has no token for byte 0x${this.bytes[i].toString(16).padStart(2, '0')}, needed by ${JSON.stringify(piece)}; a byte-level vocabulary must hold all 256 bytes`);
+        throw new Error(
+          `the vocabulary has no token for byte 0x${this.bytes[i].toString(16).padStart(2, '0')}, needed by ${JSON.stringify(piece)}; a byte-level vocabulary must hold all 256 bytes`,
+        );
       }
       syms[i] = id;
     }

@@ -14,8 +14,7 @@ import { onigurumaToJs } from './regex.ts';
  * GPT-4's cl100k pattern as tiktoken writes it (Oniguruma/Rust syntax). This is the string saved
  * in tokenizer.json, so that Hugging Face's Rust and JS tokenizers read the same splits.
  */
-export const CL100K_PATTERN =
-  "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
+export const CL100K_PATTERN = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
 
 /**
  * The same pattern written for JavaScript by hand (JS has no possessive quantifiers and, in
@@ -45,7 +44,7 @@ export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s
 export const DEEPSEEK_PATTERNS: readonly string[] = [
   '\\p{N}{1,3}',
   '[一-龥\u3040-ゟ゠-ヿ]+',
-  "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+  '[!"#$%&\'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+',
 ];
 
 /** One isolating split: the Oniguruma source (kept for saving) and its compiled JS form. */
@@ -55,7 +54,10 @@ class IsolatingSplit {
   /** Global: finds the next match when the sticky one fails (a gap between matches). */
   private readonly global: RegExp;
 
-  constructor(readonly pattern: string, jsSource: string) {
+  constructor(
+    readonly pattern: string,
+    jsSource: string,
+  ) {
     this.sticky = new RegExp(jsSource, 'uy');
     this.global = new RegExp(jsSource, 'gu');
   }

@@ -244,7 +244,8 @@ export function onigurumaToJs(pattern: string): string {
       case '+': {
         if (afterQuantifier) {
           if (ch === '+') makeAtomic();
-          else if (ch === '?') out += '?'; // lazy
+          else if (ch === '?')
+            out += '?'; // lazy
           else fail(`'**' at index ${i}`);
           afterQuantifier = false;
           atomStart = -1;
@@ -325,7 +326,7 @@ function translateClass(pattern: string, start: number, fold: boolean): [string,
     const ch = String.fromCodePoint(cp);
     if (ch === ']' && !first) {
       if (fold) out = foldClass(out);
-      return [out + ']', i + 1];
+      return [`${out}]`, i + 1];
     }
     first = false;
     if (ch === '[') fail(`nested character classes (index ${i}) are not supported`);
@@ -406,7 +407,7 @@ function foldClass(src: string): string {
     if (body[i + 1] === '-' && i + 2 < body.length && isAsciiLetter(c) && isAsciiLetter(body[i + 2])) {
       const lo = c;
       const hi = body[i + 2];
-      if ((lo >= 'a') === (hi >= 'a')) {
+      if (lo >= 'a' === hi >= 'a') {
         const other = lo >= 'a' ? `${lo.toUpperCase()}-${hi.toUpperCase()}` : `${lo.toLowerCase()}-${hi.toLowerCase()}`;
         const l = lo.toLowerCase();
         const h = hi.toLowerCase();

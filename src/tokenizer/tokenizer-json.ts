@@ -87,7 +87,8 @@ function parseModel(v: unknown): Pick<TokenizerSpec, 'vocab' | 'merges' | 'ignor
 
 /** The ByteLevel pre-tokenizer's own regex split, if it has one. */
 function byteLevelPatterns(p: Obj, where: string): string[] {
-  if (p.add_prefix_space !== false) fail(`${where} ByteLevel add_prefix_space = ${JSON.stringify(p.add_prefix_space ?? true)} is not supported (it must be false)`);
+  if (p.add_prefix_space !== false)
+    fail(`${where} ByteLevel add_prefix_space = ${JSON.stringify(p.add_prefix_space ?? true)} is not supported (it must be false)`);
   return p.use_regex === false ? [] : [GPT2_PATTERN];
 }
 

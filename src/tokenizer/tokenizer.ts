@@ -88,7 +88,8 @@ export class Tokenizer {
         throw new TokenizerJsonError(`added token ${JSON.stringify(t.content)} has id ${t.id}, which the vocabulary gives to ${JSON.stringify(other)}`);
       }
       const prior = this.addedIds.get(t.content);
-      if (prior !== undefined && prior !== t.id) throw new TokenizerJsonError(`added token ${JSON.stringify(t.content)} appears with two ids, ${prior} and ${t.id}`);
+      if (prior !== undefined && prior !== t.id)
+        throw new TokenizerJsonError(`added token ${JSON.stringify(t.content)} appears with two ids, ${prior} and ${t.id}`);
       this.ids.set(t.content, t.id);
       this.addedIds.set(t.content, t.id);
       this.tokenOf[t.id] = t.content;
@@ -141,7 +142,11 @@ export class Tokenizer {
       const parts: string[] = [];
       for (const t of texts) {
         if (typeof t !== 'string') throw new TypeError(`training texts must be strings, got ${typeof t}`);
-        matcher.split(t, (s) => parts.push(s), () => {});
+        matcher.split(
+          t,
+          (s) => parts.push(s),
+          () => {},
+        );
         yield* parts;
         parts.length = 0;
       }

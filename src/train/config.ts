@@ -31,9 +31,9 @@ export const OptimConfig = z
   })
   .strict();
 
-export const BalanceMode = z.enum(['aux_free', 'aux_loss', 'none']).describe(
-  "aux_free: DeepSeek-V3's bias update (γ); aux_loss: a conventional balance loss with weight alpha, no bias; none: neither",
-);
+export const BalanceMode = z
+  .enum(['aux_free', 'aux_loss', 'none'])
+  .describe("aux_free: DeepSeek-V3's bias update (γ); aux_loss: a conventional balance loss with weight alpha, no bias; none: neither");
 
 const common = {
   name: RunName,
@@ -70,7 +70,9 @@ export const PretrainConfig = z
     packing: z
       .enum(['stream', 'documents'])
       .default('stream')
-      .describe("'stream': fixed windows over the concatenated documents (GPT-2 style); 'documents': whole documents per row, so no token is trained apart from its problem"),
+      .describe(
+        "'stream': fixed windows over the concatenated documents (GPT-2 style); 'documents': whole documents per row, so no token is trained apart from its problem",
+      ),
     valDocuments: posInt.describe('documents of the validation set (drawn from a separate seed)'),
   })
   .strict()

@@ -12,7 +12,16 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type ContextCoverage, type CorpusConfig, type PackLayout, type PackedCorpus, contextCoverage, corpusDocument, encodeDocument, packDocuments } from '../data/index.ts';
+import {
+  type ContextCoverage,
+  type CorpusConfig,
+  type PackLayout,
+  type PackedCorpus,
+  contextCoverage,
+  corpusDocument,
+  encodeDocument,
+  packDocuments,
+} from '../data/index.ts';
 import { syncDir, writeAllSync, writeFileDurable } from '../io/durable.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
@@ -46,7 +55,15 @@ const TOKENIZER_DOCUMENTS = 20_000;
 
 /** The data settings of a pretraining config. */
 export function dataSpecOf(c: Pick<DataSpec, 'corpus' | 'vocabSize' | 'splitDigits' | 'trainDocuments' | 'valDocuments' | 'seqLen' | 'packing'>): DataSpec {
-  return { corpus: c.corpus, vocabSize: c.vocabSize, splitDigits: c.splitDigits, trainDocuments: c.trainDocuments, valDocuments: c.valDocuments, seqLen: c.seqLen, packing: c.packing };
+  return {
+    corpus: c.corpus,
+    vocabSize: c.vocabSize,
+    splitDigits: c.splitDigits,
+    trainDocuments: c.trainDocuments,
+    valDocuments: c.valDocuments,
+    seqLen: c.seqLen,
+    packing: c.packing,
+  };
 }
 
 export function dataKey(spec: DataSpec): string {
@@ -115,7 +132,9 @@ function packed(stream: Int32Array, meta: StreamMeta, seqLen: number, tok: Token
 }
 
 function logCoverage(log: (s: string) => void, c: ContextCoverage, layout: PackLayout): void {
-  log(`data: context probe: ${(c.share * 100).toFixed(1)}% of ${c.targets} trained target tokens see their document's beginning (the problem) in their ${layout === 'documents' ? 'row' : 'window'}`);
+  log(
+    `data: context probe: ${(c.share * 100).toFixed(1)}% of ${c.targets} trained target tokens see their document's beginning (the problem) in their ${layout === 'documents' ? 'row' : 'window'}`,
+  );
 }
 
 export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: string) => void): PreparedData {
@@ -153,7 +172,9 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
     valTexts.map((t) => encodeDocument(tokenizer, t)),
     { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos, layout: spec.packing, pad: tokenizer.special.pad },
   );
-  log(`data: ${train.stream.length} train tokens (${train.numSequences} sequences of ${spec.seqLen}${train.truncatedDocuments ? `, ${train.truncatedDocuments} documents cut to one row` : ''}), ${val.stream.length} validation tokens (${((performance.now() - t2) / 1000).toFixed(1)} s)`);
+  log(
+    `data: ${train.stream.length} train tokens (${train.numSequences} sequences of ${spec.seqLen}${train.truncatedDocuments ? `, ${train.truncatedDocuments} documents cut to one row` : ''}), ${val.stream.length} validation tokens (${((performance.now() - t2) / 1000).toFixed(1)} s)`,
+  );
   const coverage = contextCoverage(train);
   logCoverage(log, coverage, spec.packing);
 

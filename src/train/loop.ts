@@ -120,7 +120,19 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
       const aux = micro[0].auxLoss === null ? null : mean(micro.map((x) => x.auxLoss ?? 0));
       const { expert_load_max_over_mean, expert_load } = loadFigures(load);
       return {
-        record: { kind: 'train', loss, lm_loss: lmLoss, mtp_loss: mtp, aux_loss: aux, lr, grad_norm: gradNorm, tokens, tokens_per_s: tokensPerSecond, expert_load_max_over_mean, expert_load },
+        record: {
+          kind: 'train',
+          loss,
+          lm_loss: lmLoss,
+          mtp_loss: mtp,
+          aux_loss: aux,
+          lr,
+          grad_norm: gradNorm,
+          tokens,
+          tokens_per_s: tokensPerSecond,
+          expert_load_max_over_mean,
+          expert_load,
+        },
         progress: { loss, tokensPerSecond },
         tokens,
         lr,

@@ -56,7 +56,10 @@ class AdderMLP extends Module {
 /** Bit vectors of a and b (B, 2·bits) and their sum (B). */
 function encode(a: Tensor, b: Tensor, bits: number): { x: Tensor; y: Tensor } {
   return tidy(() => {
-    const powers = tensor(Array.from({ length: bits }, (_, i) => 2 ** i), { dtype: 'int64' }); // (bits)
+    const powers = tensor(
+      Array.from({ length: bits }, (_, i) => 2 ** i),
+      { dtype: 'int64' },
+    ); // (bits)
     const bitsOf = (v: Tensor): Tensor => v.unsqueeze(1).div(powers, 'floor').remainder(2); // (B, bits)
     const x = cat([bitsOf(a), bitsOf(b)], 1).float(); // (B, 2·bits)
     return { x, y: a.add(b) };

@@ -84,11 +84,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   const log = o.log ?? ((s: string) => console.log(s));
   const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
-  const data = preparePretrainData(
-    dataSpecOf(c),
-    c.runsDir,
-    log,
-  );
+  const data = preparePretrainData(dataSpecOf(c), c.runsDir, log);
   const tok = data.tokenizer;
   const modelConfig = modelConfigFor(c, tok.vocabSize);
   const model = new DeepSeekV3(modelConfig, { seed: c.seed });
@@ -100,7 +96,9 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
   // the arithmetic probe at each evaluation: held-out problems of each task the search corpus trains
   const probeSets =
     c.corpus.kind === 'search'
-      ? TASK_NAMES.filter((t) => t !== 'wordproblems' && c.corpus.tasks[t] > 0).map((t) => [t, generateProblems(t, { seed: 0, split: 'heldout', n: 64, config: c.corpus[t] })] as const)
+      ? TASK_NAMES.filter((t) => t !== 'wordproblems' && c.corpus.tasks[t] > 0).map(
+          (t) => [t, generateProblems(t, { seed: 0, split: 'heldout', n: 64, config: c.corpus[t] })] as const,
+        )
       : [];
   const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   log(
@@ -144,7 +142,16 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
         return r;
       },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'pretrain', config: c, data: () => loader.state(), flush: () => sink.flush() }),
+      save: checkpointWriter(runDir, {
+        model,
+        optimizer,
+        tokenizer: tok,
+        keep: c.keepCheckpoints,
+        kind: 'pretrain',
+        config: c,
+        data: () => loader.state(),
+        flush: () => sink.flush(),
+      }),
       sink,
       tokensSeen,
       elapsed,

@@ -13,7 +13,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossEntropy, noGrad, tidy } from '../core/index.ts';
-import { IGNORE_INDEX, Rng, SftLoader, type IteratorState, type SftExample, conversationFromCompletion, corpusDocument, encodeSftExample, parseCorpusConfig, parseJsonLines, rewardOf, sftBatch, toTensor } from '../data/index.ts';
+import {
+  IGNORE_INDEX,
+  Rng,
+  SftLoader,
+  type IteratorState,
+  type SftExample,
+  conversationFromCompletion,
+  corpusDocument,
+  encodeSftExample,
+  parseCorpusConfig,
+  parseJsonLines,
+  rewardOf,
+  sftBatch,
+  toTensor,
+} from '../data/index.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, weightDecayGroups } from '../nn/index.ts';
@@ -44,7 +58,11 @@ export async function readConversations(file: string): Promise<ChatMessage[][]> 
       if (msg.reasoning_content !== undefined && typeof msg.reasoning_content !== 'string') {
         throw new Error(`${file}:${line.row}: message ${i}: reasoning_content must be a string`);
       }
-      return { role: msg.role as ChatMessage['role'], content: msg.content, ...(msg.reasoning_content !== undefined ? { reasoning_content: msg.reasoning_content } : {}) };
+      return {
+        role: msg.role as ChatMessage['role'],
+        content: msg.content,
+        ...(msg.reasoning_content !== undefined ? { reasoning_content: msg.reasoning_content } : {}),
+      };
     });
     out.push(messages);
   }
@@ -66,7 +84,13 @@ export function corpusConversations(n: number, seed: number): ChatMessage[][] {
   return out;
 }
 
-function validateSft(model: DeepSeekV3, examples: readonly SftExample[], pad: number, maxLen: number, batchSize: number): { val_loss: number; val_tokens: number } {
+function validateSft(
+  model: DeepSeekV3,
+  examples: readonly SftExample[],
+  pad: number,
+  maxLen: number,
+  batchSize: number,
+): { val_loss: number; val_tokens: number } {
   const wasTraining = model.training;
   model.eval();
   let nats = 0;
@@ -97,7 +121,8 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const tokFile = path.join(c.from, 'tokenizer.json');
-  if (!fs.existsSync(tokFile)) throw new Error(`${c.from} has no tokenizer.json: fine-tune a checkpoint written by tinyseek pretrain (its final/ or checkpoints/step-…/model)`);
+  if (!fs.existsSync(tokFile))
+    throw new Error(`${c.from} has no tokenizer.json: fine-tune a checkpoint written by tinyseek pretrain (its final/ or checkpoints/step-…/model)`);
   const tok = Tokenizer.load(tokFile);
   const model = loadCheckpoint(c.from);
   model.train();
@@ -113,7 +138,13 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
 
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
-  const loader = new SftLoader(tok, trainConvs, { batchSize: c.batchSize, seed: c.seed, pad: tok.special.pad, maxLen: c.seqLen, resume: dataState as IteratorState | undefined });
+  const loader = new SftLoader(tok, trainConvs, {
+    batchSize: c.batchSize,
+    seed: c.seed,
+    pad: tok.special.pad,
+    maxLen: c.seqLen,
+    resume: dataState as IteratorState | undefined,
+  });
   if (loader.dropped.length) log(`sft: ${loader.dropped.length} conversations longer than ${c.seqLen} tokens left out`);
   const sink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   const usesBias = model.moeLayers().some((m) => m.gate.bias !== null);
@@ -144,7 +175,16 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
         return { ...r };
       },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, { model, optimizer, tokenizer: tok, keep: c.keepCheckpoints, kind: 'sft', config: c, data: () => loader.state(), flush: () => sink.flush() }),
+      save: checkpointWriter(runDir, {
+        model,
+        optimizer,
+        tokenizer: tok,
+        keep: c.keepCheckpoints,
+        kind: 'sft',
+        config: c,
+        data: () => loader.state(),
+        flush: () => sink.flush(),
+      }),
       sink,
       tokensSeen,
       elapsed,

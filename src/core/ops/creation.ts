@@ -123,9 +123,7 @@ export function tensor(data: NestedNumbers | AnyTypedArray, opts: TensorOptions 
     // Numbers go through float64 (exact for every JS number) unless float32 is what is wanted:
     // through float32, float64 data would lose precision and integers above 2^24 would change.
     const wide = opts.dtype !== undefined && opts.dtype !== 'float32';
-    t = isBool
-      ? fromTypedArray(Uint8Array.from(flat), target).to('bool')
-      : fromTypedArray(wide ? Float64Array.from(flat) : Float32Array.from(flat), target);
+    t = isBool ? fromTypedArray(Uint8Array.from(flat), target).to('bool') : fromTypedArray(wide ? Float64Array.from(flat) : Float32Array.from(flat), target);
   }
   if (opts.dtype || opts.device) {
     const moved = t.to({ dtype: opts.dtype, device: opts.device });

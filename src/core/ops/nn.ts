@@ -207,4 +207,3 @@ export function oneHot(x: Tensor, numClasses = -1): Tensor {
   I(numClasses);
   return run(ONE_HOT);
 }
-

@@ -63,12 +63,12 @@ export interface SearchLine {
   readonly hit: SearchEquation | null;
 }
 
-const valueOf = (n: CNode): number => Number(n.value.n) / Number(n.value.d);
+const nodeValue = (n: CNode): number => Number(n.value.n) / Number(n.value.d);
 
 function equation(left: CNode, op: Op, right: CNode): SearchEquation | null {
   const node = combine(left, op, right, true);
   if (!node) return null;
-  return { a: valueOf(left), op, b: valueOf(right), result: valueOf(node), node };
+  return { a: nodeValue(left), op, b: nodeValue(right), result: nodeValue(node), node };
 }
 
 /** One combining step of a pair: the equation, or the written form of a step the rules refuse. */
@@ -81,7 +81,7 @@ type PairStep = { readonly ok: true; readonly eq: SearchEquation } | { readonly 
  * predictable from the one before.
  */
 function pairSteps(x: CNode, y: CNode): PairStep[] {
-  const [hi, lo] = valueOf(x) >= valueOf(y) ? [x, y] : [y, x];
+  const [hi, lo] = nodeValue(x) >= nodeValue(y) ? [x, y] : [y, x];
   const parts: [CNode, Op, CNode][] = [
     [x, '+', y],
     [x, '*', y],
@@ -90,14 +90,14 @@ function pairSteps(x: CNode, y: CNode): PairStep[] {
   ];
   return parts.map(([a, op, b]) => {
     const eq = equation(a, op, b);
-    return eq ? { ok: true, eq } : { ok: false, text: `${valueOf(a)}${op}${valueOf(b)}` };
+    return eq ? { ok: true, eq } : { ok: false, text: `${nodeValue(a)}${op}${nodeValue(b)}` };
   });
 }
 
 /** The finishing equations of the last two values r (just made) and z, for target t. */
 export function finishingEquations(r: CNode, z: CNode, t: number): SearchEquation[] {
-  const vr = valueOf(r);
-  const vz = valueOf(z);
+  const vr = nodeValue(r);
+  const vz = nodeValue(z);
   const out: (SearchEquation | null)[] = [];
   if (vr < t) out.push(equation(r, '+', z));
   if (vr * vz <= t) out.push(equation(r, '*', z));
@@ -131,7 +131,7 @@ export function* searchLines(nums: readonly number[], target: number): Generator
     for (let i = 0; i < pool.length; i++) {
       for (let j = i + 1; j < pool.length; j++) {
         const rest = pool.filter((_, k) => k !== i && k !== j);
-        let header: string | null = top ? `${valueOf(pool[i])}, ${valueOf(pool[j])} (${rest.map(valueOf).join(', ')}):` : null;
+        let header: string | null = top ? `${nodeValue(pool[i])}, ${nodeValue(pool[j])} (${rest.map(nodeValue).join(', ')}):` : null;
         for (const s of pairSteps(pool[i], pool[j])) {
           if (s.ok) {
             let first = true;

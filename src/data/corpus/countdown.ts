@@ -49,7 +49,11 @@ function candidate(rng: Rng, nums: readonly number[]): Candidate {
 
 function opening(rng: Rng, p: CountdownProblem): string {
   const ns = p.nums.join(', ');
-  return rng.pick([`We need to make ${p.target} from ${ns}, each number once.`, `Numbers: ${ns}. Target: ${p.target}.`, `Let me combine ${ns} to get ${p.target}.`]);
+  return rng.pick([
+    `We need to make ${p.target} from ${ns}, each number once.`,
+    `Numbers: ${ns}. Target: ${p.target}.`,
+    `Let me combine ${ns} to get ${p.target}.`,
+  ]);
 }
 
 function verdict(rng: Rng, v: number, target: number): string {

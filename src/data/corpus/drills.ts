@@ -23,7 +23,10 @@ export function traceEquations(p: Problem): string[] {
     return out;
   }
   // the scratchpad's steps, not its last line (the product itself: memorising it teaches no step)
-  if (p.task === 'multiplication') return multiplicationLines(p.a, p.b).lines.slice(0, -1).flatMap((l) => l.match(EQUATION) ?? []);
+  if (p.task === 'multiplication')
+    return multiplicationLines(p.a, p.b)
+      .lines.slice(0, -1)
+      .flatMap((l) => l.match(EQUATION) ?? []);
   return [];
 }
 

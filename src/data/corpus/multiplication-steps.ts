@@ -44,7 +44,13 @@ export function multiplicationLines(a: number, b: number): { lines: string[]; pr
     .filter((x) => x.d > 0)
     .reverse(); // ones first
   const lines: string[] = [];
-  if (digits.length > 1) lines.push(`${a}*${b} = ${digits.map((x) => `${u}*${x.d * x.place}`).reverse().join(' + ')}.`);
+  if (digits.length > 1)
+    lines.push(
+      `${a}*${b} = ${digits
+        .map((x) => `${u}*${x.d * x.place}`)
+        .reverse()
+        .join(' + ')}.`,
+    );
   const partials: number[] = [];
   for (const { d, place } of digits) {
     const r = byDigit(u, d);

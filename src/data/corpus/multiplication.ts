@@ -21,7 +21,6 @@ export function placeParts(n: number): number[] {
   return out;
 }
 
-
 interface RouteOut {
   readonly lines: string[];
   readonly result: number;

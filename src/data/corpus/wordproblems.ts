@@ -12,7 +12,6 @@ import type { Rng } from '../rng.ts';
 import type { WordOp, WordProblem } from '../tasks/types.ts';
 import { type Slip, type Style, type Trace, type TraceKnobs, selfCorrectSlips, silentSlip, slipValue } from './common.ts';
 
-
 interface Forward {
   readonly lines: string[];
   /** The final value, or null when the writer got stuck on an uneven split. */
@@ -98,7 +97,9 @@ function backwardCheck(p: WordProblem, result: number, lines: string[]): boolean
     v = u.value;
   }
   const ok = v === p.start;
-  lines.push(`Check backwards: ${parts.join(', ')}. ${ok ? `That is the ${p.start} we started with.` : `That gives ${v}, not ${p.start}, so something is off.`}`);
+  lines.push(
+    `Check backwards: ${parts.join(', ')}. ${ok ? `That is the ${p.start} we started with.` : `That gives ${v}, not ${p.start}, so something is off.`}`,
+  );
   return ok;
 }
 

@@ -46,7 +46,8 @@ export async function* readLines(path: string, o: ReadLinesOptions = {}): AsyncG
         start = nl + 1;
       }
       carry = text.slice(start);
-      if (carry.length > maxLen) throw new Error(`${path}: line ${lineNo + 1} is longer than ${maxLen} characters; is this a JSONL file (one JSON value per line)?`);
+      if (carry.length > maxLen)
+        throw new Error(`${path}: line ${lineNo + 1} is longer than ${maxLen} characters; is this a JSONL file (one JSON value per line)?`);
     }
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
@@ -61,7 +62,9 @@ export async function* readLines(path: string, o: ReadLinesOptions = {}): AsyncG
   }
 }
 
-export type JsonLine = { readonly row: number; readonly ok: true; readonly value: unknown } | { readonly row: number; readonly ok: false; readonly error: string };
+export type JsonLine =
+  | { readonly row: number; readonly ok: true; readonly value: unknown }
+  | { readonly row: number; readonly ok: false; readonly error: string };
 
 /** Parses each non-blank line as JSON; a line that does not parse becomes an error entry with its line number. */
 export async function* parseJsonLines(path: string, o: ReadLinesOptions = {}): AsyncGenerator<JsonLine> {

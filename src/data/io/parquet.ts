@@ -60,7 +60,9 @@ export async function* readParquetRows(path: string, o: ReadParquetOptions = {})
     try {
       rows = (await parquetReadObjects({ file, metadata, columns: o.columns, rowStart: start, rowEnd: end })) as Record<string, unknown>[];
     } catch (e) {
-      throw new Error(`${path}: cannot decode rows ${start + 1}-${end} (${(e as Error).message}); hyparquet reads uncompressed and snappy parquet — re-save the file with one of those codecs`);
+      throw new Error(
+        `${path}: cannot decode rows ${start + 1}-${end} (${(e as Error).message}); hyparquet reads uncompressed and snappy parquet — re-save the file with one of those codecs`,
+      );
     }
     for (let i = 0; i < rows.length; i++) yield { row: start + i + 1, value: rows[i] };
   }

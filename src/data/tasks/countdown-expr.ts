@@ -67,8 +67,7 @@ export function steps(n: CNode): Step[] {
   return [...steps(n.left), ...steps(n.right), { a: n.left.value, op: n.op, b: n.right.value, result: n.value }];
 }
 
-export const showStep = (s: Step, result: Rational = s.result): string =>
-  `${ratToString(s.a)} ${s.op} ${ratToString(s.b)} = ${ratToString(result)}`;
+export const showStep = (s: Step, result: Rational = s.result): string => `${ratToString(s.a)} ${s.op} ${ratToString(s.b)} = ${ratToString(result)}`;
 
 /**
  * A random full expression over all the numbers: repeatedly joins two random pool entries with a
@@ -102,7 +101,8 @@ export function randomTree(rng: Rng, nums: readonly number[], integerSteps: bool
  * numbers (6 numbers already mean ~10^7 expressions).
  */
 export function solveCountdown(nums: readonly number[], target: number, maxNumbers = 5): string | null {
-  if (nums.length > maxNumbers) throw new Error(`solveCountdown: ${nums.length} numbers is more than the ${maxNumbers} this solver searches; raise maxNumbers if you can wait`);
+  if (nums.length > maxNumbers)
+    throw new Error(`solveCountdown: ${nums.length} numbers is more than the ${maxNumbers} this solver searches; raise maxNumbers if you can wait`);
   if (nums.length === 0) return null;
   const goal = rat(target);
   const seen = new Set<string>();

@@ -4,7 +4,7 @@
  * numbers, build a random expression over all of them, and keep it when its value is a whole
  * number in the target range — so every generated problem carries a known solution.
  *
- * Reward (DESIGN.md §3, TinyZero's compute_score with format_score 0.1), in this order:
+ * Reward (docs/data.md; TinyZero's compute_score with format_score 0.1), in this order:
  *   0    no complete <answer>…</answer> pair (see answer.ts for which pair counts);
  *   0.1  the trimmed answer is empty, longer than 1000 characters, not a safe expression
  *        (/^[0-9+\-*\/().\s]+$/, ASCII digits only), does not parse, nests deeper than 32,
@@ -52,13 +52,17 @@ export const CountdownConfig = z
   .refine((c) => c.minTarget <= c.maxTarget, { message: 'minTarget must be <= maxTarget' });
 export type CountdownConfig = z.infer<typeof CountdownConfig>;
 
-const INSTRUCTION =
-  'You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. ' + answerInstruction('(1 + 2) / 3');
+const INSTRUCTION = `You can use basic arithmetic operations (+, -, *, /) and each number can only be used once. ${answerInstruction('(1 + 2) / 3')}`;
 
 /** Attempts per problem before giving up on a configuration that rarely yields solvable problems. */
 const MAX_ATTEMPTS = 200_000;
 
-export function countdownProblem(nums: readonly number[], target: number, solution: string | null = null, promptFrame: PromptFrame = 'tinyzero'): CountdownProblem {
+export function countdownProblem(
+  nums: readonly number[],
+  target: number,
+  solution: string | null = null,
+  promptFrame: PromptFrame = 'tinyzero',
+): CountdownProblem {
   const p: CountdownProblem = { task: 'countdown', nums: [...nums], target, solution };
   return promptFrame === 'tinyzero' ? p : { ...p, promptFrame };
 }
@@ -93,9 +97,7 @@ export const countdown: Task<CountdownProblem, CountdownConfig> = {
       if (t < c.minTarget || t > c.maxTarget) continue;
       return countdownProblem(nums, t, render(tree), c.promptFrame);
     }
-    throw new Error(
-      `countdown: no solvable problem found in ${MAX_ATTEMPTS} attempts with ${JSON.stringify(c)}; widen the target range or the number range`,
-    );
+    throw new Error(`countdown: no solvable problem found in ${MAX_ATTEMPTS} attempts with ${JSON.stringify(c)}; widen the target range or the number range`);
   },
 
   score(completion: string, p: CountdownProblem): Score {
@@ -109,9 +111,7 @@ export const countdown: Task<CountdownProblem, CountdownConfig> = {
     const literals = r.literals ?? [];
     if (!sameMultiset(literals, p.nums)) return { reward: 0.1, reason: 'wrong-numbers', answer: shown };
     if (!r.ok) return { reward: 0.1, reason: 'division-by-zero', answer: shown };
-    return withinTolerance(r.value, p.target)
-      ? { reward: 1, reason: 'correct', answer: shown }
-      : { reward: 0.1, reason: 'wrong-value', answer: shown };
+    return withinTolerance(r.value, p.target) ? { reward: 1, reason: 'correct', answer: shown } : { reward: 0.1, reason: 'wrong-value', answer: shown };
   },
 
   reward(completion: string, p: CountdownProblem): Reward {

@@ -81,7 +81,10 @@ export interface GenerateOptions<N extends TaskName> {
 }
 
 /** An endless seeded stream of problems of one split. */
-export function* problemStream<N extends TaskName>(name: N, o: Omit<GenerateOptions<N>, 'maxDrawsPerProblem'> & { maxDrawsPerProblem?: number }): Generator<ProblemOf<N>> {
+export function* problemStream<N extends TaskName>(
+  name: N,
+  o: Omit<GenerateOptions<N>, 'maxDrawsPerProblem'> & { maxDrawsPerProblem?: number },
+): Generator<ProblemOf<N>> {
   const task = TASKS[name] as Task<ProblemOf<N>, TaskConfigs[N]>;
   const config = parseTaskConfig(name, o.config ?? {});
   const rng = new Rng(o.seed, name, 'problems');

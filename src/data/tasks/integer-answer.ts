@@ -1,6 +1,6 @@
 /**
  * The reward rule shared by tasks whose answer is one whole number (multiplication, word
- * problems), DESIGN.md §3's "1.0 exact, 0.1 parseable wrong integer, 0 otherwise":
+ * problems), as docs/data.md states it: "1.0 exact, 0.1 parseable wrong integer, 0 otherwise":
  *   0    no complete <answer>…</answer> pair, or the trimmed content is not an integer;
  *   0.1  an integer with a different value;
  *   1.0  an integer with the expected value.
@@ -32,7 +32,5 @@ export function scoreIntegerAnswer(completion: string, expected: number | bigint
   const shown = answer.length > 200 ? `${answer.slice(0, 200)}…` : answer;
   const got = canonicalInteger(answer);
   if (got === null) return { reward: 0, reason: answer === '' ? 'empty' : 'not-an-integer', answer: shown };
-  return got === BigInt(expected).toString()
-    ? { reward: 1, reason: 'correct', answer: shown }
-    : { reward: 0.1, reason: 'wrong-value', answer: shown };
+  return got === BigInt(expected).toString() ? { reward: 1, reason: 'correct', answer: shown } : { reward: 0.1, reason: 'wrong-value', answer: shown };
 }

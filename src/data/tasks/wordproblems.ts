@@ -33,7 +33,28 @@ export const WordProblemsConfig = z
   .refine((c) => c.minStart <= c.maxStart && c.maxStart <= c.maxValue, { message: 'need minStart <= maxStart <= maxValue' });
 export type WordProblemsConfig = z.infer<typeof WordProblemsConfig>;
 
-const NAMES = ['Ava', 'Ben', 'Chloe', 'Dev', 'Emma', 'Finn', 'Grace', 'Hugo', 'Ivy', 'Jack', 'Kira', 'Leo', 'Maya', 'Noah', 'Olga', 'Pablo', 'Quinn', 'Rosa', 'Sam', 'Tara'];
+const NAMES = [
+  'Ava',
+  'Ben',
+  'Chloe',
+  'Dev',
+  'Emma',
+  'Finn',
+  'Grace',
+  'Hugo',
+  'Ivy',
+  'Jack',
+  'Kira',
+  'Leo',
+  'Maya',
+  'Noah',
+  'Olga',
+  'Pablo',
+  'Quinn',
+  'Rosa',
+  'Sam',
+  'Tara',
+];
 const ITEMS: readonly (readonly [string, string])[] = [
   ['marbles', 'bag'],
   ['stickers', 'sheet'],
@@ -175,7 +196,11 @@ export const wordproblems: Task<WordProblem, WordProblemsConfig> = {
       if (ops.length < nOps) continue;
       const name = rng.pick(NAMES);
       const [items, container] = rng.pick(ITEMS);
-      const parts = [`${name} has ${start} ${items}.`, ...ops.map((op) => sentence(rng, op, name, items, container)), `How many ${items} does ${name} have now?`];
+      const parts = [
+        `${name} has ${start} ${items}.`,
+        ...ops.map((op) => sentence(rng, op, name, items, container)),
+        `How many ${items} does ${name} have now?`,
+      ];
       return { task: 'wordproblems', text: parts.join(' '), start, ops, answer: v };
     }
   },

@@ -5,7 +5,19 @@
  *
  * The optimizer knows parameters and their gradients, not modules or losses.
  */
-import { type Tensor, foreachAddList_, foreachAdd_, foreachAddcdiv_, foreachAddcmul_, foreachDiv_, foreachMul_, foreachSqrt, noGrad, tidy, zerosLike } from '../../core/index.ts';
+import {
+  type Tensor,
+  foreachAddList_,
+  foreachAdd_,
+  foreachAddcdiv_,
+  foreachAddcmul_,
+  foreachDiv_,
+  foreachMul_,
+  foreachSqrt,
+  noGrad,
+  tidy,
+  zerosLike,
+} from '../../core/index.ts';
 import type { Module } from '../module.ts';
 
 export interface AdamWOptions {
