@@ -14,9 +14,22 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Device } from '../core/index.ts';
-import { type Split, type TaskName, TASK_NAMES, isTaskName } from '../data/index.ts';
-import { type EvalReport, evaluate } from '../eval/index.ts';
+import { type Split, type TaskName, TASK_NAMES, generateProblems, isTaskName } from '../data/index.ts';
+import {
+  type ArithProbe,
+  type EvalReport,
+  type SearchOutcome,
+  type StopProbe,
+  arithProbe,
+  evaluate,
+  formatArithProbe,
+  formatSearchOutcomes,
+  formatStopProbe,
+  searchOutcomes,
+  stopProbe,
+} from '../eval/index.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
+import type { DeepSeekV3 } from '../model/transformer.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
 function positiveInt(v: string): number {
@@ -84,6 +97,7 @@ interface EvalCliOptions {
   device: string;
   json?: boolean;
   skipBadRows?: boolean;
+  probes?: boolean;
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
@@ -113,6 +127,34 @@ function formatReport(r: EvalReport): string {
   return lines.join('\n');
 }
 
+interface Probes {
+  arith: ArithProbe | null;
+  stop: StopProbe | null;
+  outcomes: Record<SearchOutcome, number> | null;
+}
+
+/** The probes on the generated problems the evaluation used (the first 200 for the teacher-forced ones). */
+function runProbes(model: DeepSeekV3, tok: Tokenizer, o: EvalCliOptions, report: EvalReport): Probes {
+  if (o.taskFile) throw new Error('--probes needs generated problems (the reference traces come from the generator); drop --task-file');
+  const problems = generateProblems(o.task, { seed: o.seed, split: o.split, n: Math.min(o.n, 200), config: o.taskConfig });
+  const searchTask = o.task === 'countdown' || o.task === 'multiplication';
+  return {
+    arith: searchTask ? arithProbe(model, tok, problems) : null,
+    stop: o.task === 'countdown' ? stopProbe(model, tok, problems) : null,
+    outcomes: o.task === 'countdown' && o.samples === 1 ? searchOutcomes(report.examples) : null,
+  };
+}
+
+function formatProbes(p: Probes): string {
+  return [
+    p.arith ? `  arithmetic probe  ${formatArithProbe(p.arith)}` : null,
+    p.stop ? `  stop probe        ${formatStopProbe(p.stop)}` : null,
+    p.outcomes ? `  searches end      ${formatSearchOutcomes(p.outcomes)}` : null,
+  ]
+    .filter((l) => l !== null)
+    .join('\n');
+}
+
 export function registerEvalCommands(program: Command): void {
   program
     .command('eval')
@@ -135,6 +177,7 @@ export function registerEvalCommands(program: Command): void {
     .addOption(new Option('--examples <n>', 'sample completions to show').argParser(nonNegInt).default(3))
     .option('--device <device>', 'cpu, cuda, cuda:N', 'cpu')
     .option('--json', 'print one JSON object')
+    .option('--probes', 'also the probes on the generated problems: the arithmetic probe, the stop probe and how the greedy searches end (countdown)')
     .option('--skip-bad-rows', 'with --task-file: leave malformed rows out (counted in the report) instead of stopping at the first')
     .action(async (o: EvalCliOptions, cmd: Command) => {
       if (!existsSync(o.checkpoint) || !statSync(o.checkpoint).isDirectory()) {
@@ -167,10 +210,12 @@ export function registerEvalCommands(program: Command): void {
         seed: o.seed,
         batchSize: o.batchSize,
         stopAtAnswer: o.stopAtAnswer,
-        examples: o.examples,
+        examples: o.probes ? o.n : o.examples, // the probes classify every greedy completion
         onProgress: o.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} problems`),
       });
       if (!o.json) process.stderr.write('\n');
-      console.log(o.json ? JSON.stringify(report) : formatReport(report));
+      const probes = o.probes ? runProbes(model, tokenizer, o, report) : null;
+      const shown = o.probes ? { ...report, examples: report.examples.slice(0, o.examples) } : report;
+      console.log(o.json ? JSON.stringify(probes ? { ...shown, probes } : shown) : formatReport(shown) + (probes ? `\n${formatProbes(probes)}` : ''));
     });
 }

@@ -8,3 +8,5 @@ export { majorityVote, normaliseAnswer, type Vote } from './vote.ts';
 export { tally, type SampleOutcome, type Figures } from './tally.ts';
 export { copyProbe, restatement, type CopyProbe } from './copy-probe.ts';
 export { arithProbe, formatArithProbe, wholeByOp, PROBE_OPS, type ArithProbe, type ArithProbeOptions, type ProbeFigures, type ProbeOp } from './arith-probe.ts';
+export { stopProbe, formatStopProbe, STOP_LINE, type StopProbe, type StopFigures } from './stop-probe.ts';
+export { searchOutcome, searchOutcomes, formatSearchOutcomes, SEARCH_OUTCOMES, type SearchOutcome } from './search-outcomes.ts';

@@ -22,7 +22,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type TaskName, generateProblems } from '../data/index.ts';
-import { type ArithProbe, type EvalReport, arithProbe, defaultKs, evaluate, formatArithProbe, wholeByOp } from '../eval/index.ts';
+import {
+  type ArithProbe,
+  type EvalReport,
+  type SearchOutcome,
+  type StopProbe,
+  arithProbe,
+  defaultKs,
+  evaluate,
+  formatArithProbe,
+  formatSearchOutcomes,
+  formatStopProbe,
+  searchOutcomes,
+  stopProbe,
+  wholeByOp,
+} from '../eval/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -83,6 +97,10 @@ export interface EvalFigures {
   /** The arithmetic probe's whole-result accuracy (greedy) and its per-operation figures. */
   arith: number;
   arith_by_op: Record<string, number>;
+  /** Countdown: the stop probe (P(stop) and greedy stops after the first and later missed lines). */
+  stop: StopProbe | null;
+  /** Countdown: how the greedy searches end (right, stopped, false claim, other). */
+  outcomes: Record<SearchOutcome, number> | null;
 }
 
 export interface TaskResult {
@@ -122,7 +140,7 @@ interface EvalPlan {
 }
 
 function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): unknown {
-  return { v: 3, checkpoint: checkpointFingerprint(checkpoint), task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens };
+  return { v: 4, checkpoint: checkpointFingerprint(checkpoint), task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens };
 }
 
 async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
@@ -161,6 +179,8 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
     pass_at_k: sampled.passAtK,
     arith: probe.overall.whole,
     arith_by_op: wholeByOp(probe),
+    stop: c.task === 'countdown' ? stopProbe(model, tok, probeProblems) : null,
+    outcomes: c.task === 'countdown' ? searchOutcomes(greedy.examples) : null,
   };
   const bundle: EvalBundle = { figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };
   writeCached(cacheFile, key, bundle);
@@ -169,6 +189,8 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
       `(${Math.min(plan.sampledProblems, n)} problems × ${samples} at T ${temperature}), pass@${samples} ${(figures.sampled_pass_at_k * 100).toFixed(1)}%, mean length ${figures.mean_tokens.toFixed(0)} tokens`,
   );
   log(`  arithmetic probe: ${formatArithProbe(probe)}`);
+  if (figures.stop) log(`  stop probe: ${formatStopProbe(figures.stop)}`);
+  if (figures.outcomes) log(`  greedy searches end: ${formatSearchOutcomes(figures.outcomes)}`);
   return bundle;
 }
 
