@@ -38,7 +38,11 @@ describe('stop probe', () => {
       let k = 0;
       for (let i = 0; i < lines.length - 1; i++) {
         const search = lines[i] !== '' && !/^\d+, \d+ \(\d+\):$/.test(lines[i]) && !/^(\d+ reached\.|Check: |No exact)/.test(lines[i]);
-        if (search && !/reached\.$/.test(lines[i + 1]) && !lines[i + 1].startsWith('</think>')) k++ === 0 ? (first += 1) : (later += 1);
+        if (search && !/reached\.$/.test(lines[i + 1]) && !lines[i + 1].startsWith('</think>')) {
+          if (k === 0) first++;
+          else later++;
+          k++;
+        }
       }
     }
     assert.equal(s.problems, 8);
