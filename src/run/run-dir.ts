@@ -50,6 +50,15 @@ export interface OpenedRun {
   latest: { dir: string; step: number } | null;
 }
 
+/** A file-system error code in words. */
+function fsReason(code: string): string {
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return 'the directory is not writable';
+  if (code === 'ENOSPC') return 'the disk is full';
+  if (code === 'ENOTDIR' || code === 'EEXIST') return 'a file stands where a directory should be';
+  if (code === 'ENOENT') return 'a directory above it is missing or not writable';
+  return code;
+}
+
 /** Runs `f`, turning a file-system error into one that names the run directory and the fix. */
 function inRunDir<T>(runDir: string, what: string, f: () => T): T {
   try {
@@ -57,17 +66,7 @@ function inRunDir<T>(runDir: string, what: string, f: () => T): T {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (!code) throw e;
-    const why =
-      code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-        ? 'it is not writable'
-        : code === 'ENOSPC'
-          ? 'the disk is full'
-          : code === 'ENOTDIR' || code === 'EEXIST'
-            ? 'a file stands where a directory should be'
-            : code === 'ENOENT'
-              ? 'a directory above it is missing or not writable'
-              : code;
-    throw new Error(`cannot ${what} ${runDir}: ${why} (${(e as Error).message}); choose a writable --runs-dir or fix the directory`);
+    throw new Error(`cannot ${what} ${runDir}: ${fsReason(code)} (${(e as Error).message}); choose a writable --runs-dir or fix the directory`);
   }
 }
 
@@ -175,10 +174,8 @@ export function checkpointWriter(
       } catch {
         // reported as it is
       }
-      const why =
-        code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' || code === 'EPERM' ? 'the run directory is not writable' : code;
       throw new Error(
-        `writing the checkpoint of step ${step} in ${runDir} failed: ${why} (${(e as Error).message}); ${previous}. Free space or fix the directory, then continue with --resume`,
+        `writing the checkpoint of step ${step} in ${runDir} failed: ${fsReason(code)} (${(e as Error).message}); ${previous}. Free space or fix the directory, then continue with --resume`,
       );
     }
   };
