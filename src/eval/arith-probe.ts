@@ -17,10 +17,10 @@
  *
  * It knows prompts, traces, the model's forward and the tokenizer; not training.
  */
-import { noGrad, tensor, tidy } from '../core/index.ts';
 import { type Problem, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import { teacherForced } from './teacher-forced.ts';
 
 export type ProbeOp = '+' | '-' | '*' | '/';
 export const PROBE_OPS: readonly ProbeOp[] = ['+', '-', '*', '/'];
@@ -95,45 +95,29 @@ export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly
     ProbeOp,
     { whole: number; digits: number; digitsRight: number; equations: number }
   >;
-  const device = model.headWeight().device;
-  const wasTraining = model.training;
-  const pad = Math.max(tok.special.pad, 0);
-  const B = o.batchSize ?? 16;
-  model.eval();
-  try {
-    for (let s = 0; s < rows.length; s += B) {
-      const batch = rows.slice(s, s + B);
-      const L = Math.max(...batch.map((r) => r.ids.length));
-      const flat = new BigInt64Array(batch.length * L).fill(BigInt(pad));
-      batch.forEach((r, i) => r.ids.forEach((id, t) => (flat[i * L + t] = BigInt(id))));
-      const predicted = tidy(() =>
-        noGrad(() => {
-          const x = tensor(flat, { shape: [batch.length, L] }).to(device); // (B, L), right pads do not reach earlier positions
-          return model.forward(x).logits.argmax(-1).cpu().tolist() as number[][]; // (B, L)
-        }),
-      );
-      batch.forEach((r, i) => {
-        const pred = predicted[i];
-        for (const sp of r.spans) {
-          let right = 0;
-          for (let k = 0; k < sp.length; k++) if (pred[sp.start + k - 1] === r.ids[sp.start + k]) right++;
-          const after = pred[sp.start + sp.length - 1];
-          const whole = right === sp.length && !digitIds.has(after);
-          const f = perOp[sp.op];
-          f.equations++;
-          f.digits += sp.length;
-          f.digitsRight += right;
-          if (whole) f.whole++;
-          else if (misses.length < 8) {
-            const got = Array.from({ length: sp.length }, (_, k) => pred[sp.start + k - 1]);
-            misses.push({ equation: sp.text, predicted: `${tok.decode(got)}${digitIds.has(after) ? '…' : ''}` });
-          }
-        }
-      });
+  const predicted = teacherForced(
+    model,
+    rows.map((r) => r.ids),
+    { pad: Math.max(tok.special.pad, 0), batchSize: o.batchSize ?? 16, read: (logits) => logits.argmax(-1).cpu().tolist() as number[][] }, // (B, L)
+  );
+  rows.forEach((r, i) => {
+    const pred = predicted[i];
+    for (const sp of r.spans) {
+      let right = 0;
+      for (let k = 0; k < sp.length; k++) if (pred[sp.start + k - 1] === r.ids[sp.start + k]) right++;
+      const after = pred[sp.start + sp.length - 1];
+      const whole = right === sp.length && !digitIds.has(after);
+      const f = perOp[sp.op];
+      f.equations++;
+      f.digits += sp.length;
+      f.digitsRight += right;
+      if (whole) f.whole++;
+      else if (misses.length < 8) {
+        const got = Array.from({ length: sp.length }, (_, k) => pred[sp.start + k - 1]);
+        misses.push({ equation: sp.text, predicted: `${tok.decode(got)}${digitIds.has(after) ? '…' : ''}` });
+      }
     }
-  } finally {
-    model.train(wasTraining);
-  }
+  });
   let eq = 0;
   let whole = 0;
   let digits = 0;

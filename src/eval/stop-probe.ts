@@ -13,10 +13,10 @@
  *
  * It knows prompts, traces, the model's forward and the tokenizer; not training.
  */
-import { noGrad, tensor, tidy } from '../core/index.ts';
 import { type Problem, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import { teacherForced } from './teacher-forced.ts';
 
 /** The text a search writes when it stops without a hit. */
 export const STOP_LINE = 'No exact answer yet.';
@@ -75,37 +75,27 @@ export function stopProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly 
       return { ids: r.ids.slice(0, max), decisions: r.decisions.filter((d) => d < max) };
     });
   const acc = { first: { n: 0, p: 0, g: 0 }, later: { n: 0, p: 0, g: 0 } };
-  const device = model.headWeight().device;
-  const wasTraining = model.training;
-  const pad = Math.max(tok.special.pad, 0);
-  const B = o.batchSize ?? 16;
-  model.eval();
-  try {
-    for (let s = 0; s < rows.length; s += B) {
-      const batch = rows.slice(s, s + B);
-      const L = Math.max(...batch.map((r) => r.ids.length));
-      const flat = new BigInt64Array(batch.length * L).fill(BigInt(pad));
-      batch.forEach((r, i) => r.ids.forEach((id, t) => (flat[i * L + t] = BigInt(id))));
-      const { probs, argmax } = tidy(() =>
-        noGrad(() => {
-          const x = tensor(flat, { shape: [batch.length, L] }).to(device); // (B, L); right pads do not reach earlier positions
-          const logits = model.forward(x).logits; // (B, L, V)
-          const pStop = logits.softmax(-1).select(2, stopId); // (B, L)
-          return { probs: pStop.cpu().tolist() as number[][], argmax: logits.argmax(-1).cpu().tolist() as number[][] };
-        }),
-      );
-      batch.forEach((r, i) => {
-        r.decisions.forEach((d, k) => {
-          const a = k === 0 ? acc.first : acc.later;
-          a.n++;
-          a.p += probs[i][d - 1];
-          if (argmax[i][d - 1] === stopId) a.g++;
-        });
-      });
-    }
-  } finally {
-    model.train(wasTraining);
-  }
+  const read = teacherForced(
+    model,
+    rows.map((r) => r.ids),
+    {
+      pad: Math.max(tok.special.pad, 0),
+      batchSize: o.batchSize ?? 16,
+      read: (logits) => {
+        const probs = logits.softmax(-1).select(2, stopId).cpu().tolist() as number[][]; // (B, L): P(stop token)
+        const argmax = logits.argmax(-1).cpu().tolist() as number[][]; // (B, L)
+        return probs.map((p, i) => ({ probs: p, argmax: argmax[i] }));
+      },
+    },
+  );
+  rows.forEach((r, i) => {
+    r.decisions.forEach((d, k) => {
+      const a = k === 0 ? acc.first : acc.later;
+      a.n++;
+      a.p += read[i].probs[d - 1];
+      if (read[i].argmax[d - 1] === stopId) a.g++;
+    });
+  });
   const figures = (a: { n: number; p: number; g: number }): StopFigures => ({
     decisions: a.n,
     meanStop: a.n ? a.p / a.n : 0,
