@@ -70,9 +70,11 @@ export interface SaveTrainingOptions {
   keep: number;
 }
 
-function removeStaleTemps(dir: string): void {
+/** Removes what interrupted saves left in `dir`: the temporary directories whose names start with `prefix` and hold `.tmp-`. */
+export function removeStaleTemps(dir: string, prefix: string): void {
+  if (!fs.existsSync(dir)) return;
   for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith('.step-') && name.includes('.tmp-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    if (name.startsWith(prefix) && name.includes('.tmp-')) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
   }
 }
 
@@ -80,7 +82,7 @@ function removeStaleTemps(dir: string): void {
 export async function saveTrainingCheckpoint(runDir: string, o: SaveTrainingOptions): Promise<string> {
   const root = checkpointsDir(runDir);
   fs.mkdirSync(root, { recursive: true });
-  removeStaleTemps(root);
+  removeStaleTemps(root, '.step-');
   const name = stepDirName(o.state.step);
   const tmp = path.join(root, `.${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });

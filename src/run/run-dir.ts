@@ -14,7 +14,7 @@ import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { AdamW } from '../nn/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
-import { latestCheckpoint, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
+import { latestCheckpoint, removeStaleTemps, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpointing.ts';
 import { RunName, readJsonObject } from './config-file.ts';
 
 /** Settings that say where a run lives, not what it does: a moved run directory resumes. */
@@ -70,12 +70,6 @@ function inRunDir<T>(runDir: string, what: string, f: () => T): T {
   }
 }
 
-/** Removes what an interrupted final save left behind (<run>/.final.tmp-*). */
-function removeStaleFinalTemps(runDir: string): void {
-  if (!fs.existsSync(runDir)) return;
-  for (const name of fs.readdirSync(runDir)) if (name.startsWith('.final.tmp-')) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
-}
-
 /**
  * Checks the directory for a fresh or resumed run and writes the effective config. A resumed run
  * must keep every setting but the run-control keys, RESUME_OVERRIDES and where it lives, and must
@@ -103,7 +97,7 @@ export function openRunDir(c: { runsDir: string; name: string; steps: number }, 
   }
   inRunDir(runDir, 'write the run directory', () => {
     fs.mkdirSync(runDir, { recursive: true });
-    removeStaleFinalTemps(runDir);
+    removeStaleTemps(runDir, '.final.'); // an interrupted final save (<run>/.final.tmp-*)
     writeFileAtomic(configFile, `${JSON.stringify(c, null, 2)}\n`);
   });
   return { runDir, latest: resume ? latest : null };
@@ -128,7 +122,6 @@ export function resumePoint(latest: OpenedRun['latest'], model: DeepSeekV3, opti
 /** Writes the finished model with its tokenizer to <runDir>/final (loadable by eval and RL). */
 export async function saveFinalModel(runDir: string, model: DeepSeekV3, tok: Tokenizer, log: (s: string) => void): Promise<string> {
   const finalDir = path.join(runDir, 'final');
-  removeStaleFinalTemps(runDir);
   await saveCheckpoint(finalDir, model);
   tok.save(path.join(finalDir, 'tokenizer.json'));
   log(`final model: ${finalDir}`);
