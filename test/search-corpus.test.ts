@@ -83,6 +83,44 @@ describe('Countdown search traces', () => {
     assert.equal(stopped.answer, '3 + 7 + 12');
   });
 
+  test('compareTarget restates the target in each header and compares with it in the check line', () => {
+    const p = countdownProblem([3, 7, 12], 33, '3 * 7 + 12');
+    const found = countdownSearchTrace(new Rng(1), p, { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget: true });
+    assert.deepEqual(found.lines, [
+      '3, 7 (12) to 33:',
+      '3+7=10. 10+12=22.',
+      '3*7=21. 21+12=33.',
+      '33 reached.',
+      'Check: 3*7=21, 21+12=33. 33 is the target. Uses 3, 7, 12, each once.',
+    ]);
+    const c = referenceCompletion(p)!;
+    assert.match(c, /^\n3, 7 \(12\) to 33:\n/, 'the reference follows the corpus default');
+    assert.match(referenceCompletion(p, { compareTarget: false })!, /^\n3, 7 \(12\):\n/);
+  });
+
+  test('a premature claim is always caught by its check line, and the search goes on to the same answer', () => {
+    const problems = generateProblems('countdown', { seed: 6, split: 'train', n: 200, config: cdConfig });
+    let caught = 0;
+    for (const [i, p] of problems.entries()) {
+      const knobs = { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget: true };
+      const t = countdownSearchTrace(new Rng(i), p, { ...knobs, claimShare: 1 });
+      const text = t.lines.join('\n');
+      assert.deepEqual(falseEquations(text), [], text);
+      for (const [k, line] of t.lines.entries()) {
+        if (line !== `${p.target} reached.`) continue;
+        const check = t.lines[k + 1];
+        const last = [...check.matchAll(EQ)].at(-1)!;
+        if (Number(last[4]) === p.target) assert.match(check, / is the target\. /);
+        else {
+          assert.equal(check.endsWith(`${last[4]} is not ${p.target}.`), true, check);
+          caught++;
+        }
+      }
+      assert.equal(t.answer, countdownSearchTrace(new Rng(i), p, knobs).answer);
+    }
+    assert.ok(caught > 40, `${caught} caught claims`);
+  });
+
   test('a slip is always corrected on the spot and never changes the search', () => {
     const problems = generateProblems('countdown', { seed: 5, split: 'train', n: 200, config: cdConfig });
     let slips = 0;

@@ -37,7 +37,7 @@ describe('stop probe', () => {
       const lines = referenceCompletion(p)!.split('\n');
       let k = 0;
       for (let i = 0; i < lines.length - 1; i++) {
-        const search = lines[i] !== '' && !/^\d+, \d+ \(\d+\):$/.test(lines[i]) && !/^(\d+ reached\.|Check: |No exact)/.test(lines[i]);
+        const search = lines[i] !== '' && !/^\d+, \d+ \(\d+\)(?: to \d+)?:$/.test(lines[i]) && !/^(\d+ reached\.|Check: |No exact)/.test(lines[i]);
         if (search && !/reached\.$/.test(lines[i + 1]) && !lines[i + 1].startsWith('</think>')) {
           if (k === 0) first++;
           else later++;
@@ -58,6 +58,9 @@ describe('stop probe', () => {
     assert.equal(searchOutcome(`3+7=10.\n${STOP_LINE} Closest: 3+7=10.`, false), 'stopped');
     assert.equal(searchOutcome('2+11=13. 13-12=1.\n2 reached.', false), 'false_claim');
     assert.equal(searchOutcome('2+11=13. 13-', false), 'other');
+    const caught = '2+11=13. 13+18=31.\n9 reached.\nCheck: 2+11=13, 13+18=31. 31 is not 9.\n2+18=20. 20-11=';
+    assert.equal(searchOutcome(caught, false), 'other', 'a claim its check line caught is no false claim');
+    assert.equal(searchOutcome(`${caught}9.\n8 reached.`, false), 'false_claim', 'the last claim counts');
     const o = searchOutcomes([
       { completion: 'x', reward: 1 },
       { completion: STOP_LINE, reward: 0 },

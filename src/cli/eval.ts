@@ -30,6 +30,7 @@ import {
 } from '../eval/index.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
+import { traceFormatOf } from '../run/trace-format.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
 function positiveInt(v: string): number {
@@ -138,9 +139,10 @@ function runProbes(model: DeepSeekV3, tok: Tokenizer, o: EvalCliOptions, report:
   if (o.taskFile) throw new Error('--probes needs generated problems (the reference traces come from the generator); drop --task-file');
   const problems = generateProblems(o.task, { seed: o.seed, split: o.split, n: Math.min(o.n, 200), config: o.taskConfig });
   const searchTask = o.task === 'countdown' || o.task === 'multiplication';
+  const format = traceFormatOf(o.checkpoint);
   return {
-    arith: searchTask ? arithProbe(model, tok, problems) : null,
-    stop: o.task === 'countdown' ? stopProbe(model, tok, problems) : null,
+    arith: searchTask ? arithProbe(model, tok, problems, format) : null,
+    stop: o.task === 'countdown' ? stopProbe(model, tok, problems, format) : null,
     outcomes: o.task === 'countdown' && o.samples === 1 ? searchOutcomes(report.examples) : null,
   };
 }

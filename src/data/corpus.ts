@@ -54,6 +54,10 @@ export const CorpusConfig = z
         stopLater: z.number().min(0).max(1).default(0.55),
         /** Chance that a Countdown trace holds one slip, written and corrected on the spot. */
         slipShare: z.number().min(0).max(1).default(0.05),
+        /** Restate the target in each Countdown pair header ("2, 11 (18) to 9:") and compare with it in the check line ("9 is the target."). */
+        compareTarget: z.boolean().default(true),
+        /** Chance that a Countdown trace makes one premature "T reached." after a missed line, caught by its check line ("31 is not 9.") (needs compareTarget). */
+        claimShare: z.number().min(0).max(1).default(0.1),
         /** Share of documents that are drill pages instead of worked problems. */
         drillShare: z.number().min(0).max(1).default(0.2),
         /** Equations per drill page. */
@@ -193,10 +197,11 @@ function searchDocument(c: CorpusConfig, index: number, rng: Rng): CorpusDocumen
  * stop, no slip; multiplication: the scratchpad), or null for a task it has none for. This is what
  * the arithmetic probe (eval/arith-probe.ts) teacher-forces.
  */
-export function referenceCompletion(p: Problem): string | null {
+export function referenceCompletion(p: Problem, o: { compareTarget?: boolean } = {}): string | null {
+  const compareTarget = o.compareTarget ?? true;
   const trace =
     p.task === 'countdown'
-      ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0 }, true)
+      ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget }, true)
       : p.task === 'multiplication'
         ? multiplicationStepsTrace(p)
         : null;

@@ -2,7 +2,8 @@
  * How Countdown search completions end, for the completions that are wrong as well as the right
  * ones: right; stopped (the search gave up: "No exact answer yet. Closest: …"); a false claim (it
  * wrote "N reached." but its answer does not reach the target — the claim was not checked against
- * the target); other (no search ending at all: truncated, malformed).
+ * the target; a claim its own check line caught, "… is not 9.", does not count); other (no search
+ * ending at all: truncated, malformed).
  *
  * It knows completion text and rewards; not models.
  */
@@ -11,12 +12,15 @@ import { STOP_LINE } from './stop-probe.ts';
 export const SEARCH_OUTCOMES = ['right', 'stopped', 'false_claim', 'other'] as const;
 export type SearchOutcome = (typeof SEARCH_OUTCOMES)[number];
 
-const CLAIM = /\d+ reached\./;
+const CLAIM = /\d+ reached\./g;
+const CAUGHT = / is not \d+\./;
 
 export function searchOutcome(completion: string, correct: boolean): SearchOutcome {
   if (correct) return 'right';
   if (completion.includes(STOP_LINE)) return 'stopped';
-  if (CLAIM.test(completion)) return 'false_claim';
+  // the last claim counts, unless its own check line caught it ("31 is not 9.")
+  const last = [...completion.matchAll(CLAIM)].at(-1);
+  if (last && !CAUGHT.test(completion.slice(last.index))) return 'false_claim';
   return 'other';
 }
 

@@ -35,7 +35,7 @@ export interface StopProbe {
   later: StopFigures;
 }
 
-const HEADER = /^\d+, \d+ \(\d+\):$/;
+const HEADER = /^\d+, \d+ \(\d+\)(?: to \d+)?:$/;
 const NOT_SEARCH = /^(\d+ reached\.|Check: |No exact answer yet\.)/;
 
 /** Prompt + reference ids, and the token index of every decision point (the first token of the line after a missed one). */
@@ -61,12 +61,12 @@ function encodeWithDecisions(tok: Tokenizer, p: Problem, completion: string): { 
   return { ids, decisions };
 }
 
-export function stopProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: { batchSize?: number } = {}): StopProbe {
+export function stopProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: { batchSize?: number; compareTarget?: boolean } = {}): StopProbe {
   const stopId = encodeText(tok, STOP_LINE)[0];
   const rows = problems
     .filter((p) => p.task === 'countdown')
     .map((p) => {
-      const c = referenceCompletion(p);
+      const c = referenceCompletion(p, { compareTarget: o.compareTarget });
       return c === null ? null : encodeWithDecisions(tok, p, c);
     })
     .filter((r): r is { ids: number[]; decisions: number[] } => r !== null)

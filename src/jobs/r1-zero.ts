@@ -45,6 +45,7 @@ import { checkpointFingerprint, readCached, writeCached } from '../run/cached-re
 import { readJsonObject } from '../run/config-file.ts';
 import { type MetricRecord, readMetrics } from '../run/metrics.ts';
 import { renderComparison } from '../run/plots.ts';
+import { traceFormatOf } from '../run/trace-format.ts';
 import { configDifferences, runDirOf } from '../run/run-dir.ts';
 import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from '../rl/config.ts';
 import { detectSelfCheck } from '../rl/selfcheck.ts';
@@ -140,7 +141,15 @@ interface EvalPlan {
 }
 
 function evalKey(checkpoint: string, c: RlSettings, plan: EvalPlan): unknown {
-  return { v: 4, checkpoint: checkpointFingerprint(checkpoint), task: c.task, taskConfig: c.taskConfig, ...plan, maxNewTokens: c.maxNewTokens };
+  return {
+    v: 5,
+    checkpoint: checkpointFingerprint(checkpoint),
+    traceFormat: traceFormatOf(checkpoint),
+    task: c.task,
+    taskConfig: c.taskConfig,
+    ...plan,
+    maxNewTokens: c.maxNewTokens,
+  };
 }
 
 async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, cacheFile: string, log: (s: string) => void): Promise<EvalBundle> {
@@ -165,7 +174,8 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
     batchSize: Math.max(1, Math.floor(256 / samples)),
   });
   const probeProblems = generateProblems(c.task, { seed: 0, split: 'heldout', n: Math.min(200, n), config: c.taskConfig });
-  const probe: ArithProbe = arithProbe(model, tok, probeProblems);
+  const format = traceFormatOf(checkpoint);
+  const probe: ArithProbe = arithProbe(model, tok, probeProblems, format);
   const figures: EvalFigures = {
     greedy_pass1: greedy.pass1,
     sampled_pass1: sampled.pass1,
@@ -179,7 +189,7 @@ async function evaluateBoth(checkpoint: string, c: RlSettings, plan: EvalPlan, c
     pass_at_k: sampled.passAtK,
     arith: probe.overall.whole,
     arith_by_op: wholeByOp(probe),
-    stop: c.task === 'countdown' ? stopProbe(model, tok, probeProblems) : null,
+    stop: c.task === 'countdown' ? stopProbe(model, tok, probeProblems, format) : null,
     outcomes: c.task === 'countdown' ? searchOutcomes(greedy.examples) : null,
   };
   const bundle: EvalBundle = { figures, greedy: { ...greedy, examples: greedy.examples.slice(0, 6) } };

@@ -25,6 +25,13 @@
  * Slips: with probability `slipShare` one missing equation of the trace is first written with a
  * wrong result and corrected on the spot ("Wait, 10*12=120."); no false equation is left standing.
  *
+ * Verification against the target (`compareTarget`): each pair header restates the target
+ * ("2, 11 (18) to 9:"), so the number a line must reach is a few tokens away when the search decides
+ * whether it got there, and the check line compares the recomputed result with it ("… 9 is the
+ * target."). With probability `claimShare` a trace makes one premature claim after a line that
+ * missed ("9 reached.") and its check line catches it ("Check: 2+11=13, 13+18=31. 31 is not 9."),
+ * after which the search goes on: a false claim is never left standing either.
+ *
  * It knows nothing about how documents are mixed or tokenized.
  */
 import type { Rng } from '../rng.ts';
@@ -39,6 +46,10 @@ export interface SearchKnobs {
   readonly stopLater: number;
   /** Chance that a trace holds one caught-and-corrected slip. */
   readonly slipShare: number;
+  /** Restate the target in each pair header and compare with it in the check line. */
+  readonly compareTarget?: boolean;
+  /** Chance that a trace holds one premature claim of the target, caught by its check line (needs compareTarget). */
+  readonly claimShare?: number;
 }
 
 /** One written equation "a op b = c" of a line, with the tree it builds. */
@@ -109,7 +120,7 @@ export function finishingEquations(r: CNode, z: CNode, t: number): SearchEquatio
 }
 
 /** Every line of the full search over the problem's numbers, in order. */
-export function* searchLines(nums: readonly number[], target: number): Generator<SearchLine> {
+export function* searchLines(nums: readonly number[], target: number, compareTarget = false): Generator<SearchLine> {
   if (nums.length < 2) return;
   function* walk(pool: CNode[], steps: SearchEquation[], top: boolean): Generator<SearchLine> {
     if (pool.length === 2 && (steps.length > 0 || !top)) {
@@ -131,7 +142,8 @@ export function* searchLines(nums: readonly number[], target: number): Generator
     for (let i = 0; i < pool.length; i++) {
       for (let j = i + 1; j < pool.length; j++) {
         const rest = pool.filter((_, k) => k !== i && k !== j);
-        let header: string | null = top ? `${nodeValue(pool[i])}, ${nodeValue(pool[j])} (${rest.map(nodeValue).join(', ')}):` : null;
+        const goal = compareTarget ? ` to ${target}` : '';
+        let header: string | null = top ? `${nodeValue(pool[i])}, ${nodeValue(pool[j])} (${rest.map(nodeValue).join(', ')})${goal}:` : null;
         for (const s of pairSteps(pool[i], pool[j])) {
           if (s.ok) {
             let first = true;
@@ -162,11 +174,19 @@ export function lineText(l: SearchLine, slipAt = -1, slipWrong = 0): string {
   return head ? `${head}. ${body}` : body;
 }
 
-/** The check line of a found expression: its steps recomputed and its numbers listed. */
-export function checkLine(l: SearchLine, nums: readonly number[]): string {
+/** The check line of a found expression: its steps recomputed, compared with the target (when asked) and its numbers listed. */
+export function checkLine(l: SearchLine, nums: readonly number[], compareTarget = false): string {
   const hit = l.hit!;
   const all = [...l.steps, hit];
-  return `Check: ${all.map((s) => eqText(s, s.result)).join(', ')}. Uses ${nums.join(', ')}, each once.`;
+  const compared = compareTarget ? ` ${hit.result} is the target.` : '';
+  return `Check: ${all.map((s) => eqText(s, s.result)).join(', ')}.${compared} Uses ${nums.join(', ')}, each once.`;
+}
+
+/** The check line that catches a premature claim: the line's steps and its last finishing equation recomputed, then "… is not T." */
+export function caughtClaimLine(l: SearchLine, target: number): string {
+  const last = l.finals.at(-1)!;
+  const all = [...l.steps, last];
+  return `Check: ${all.map((s) => eqText(s, s.result)).join(', ')}. ${last.result} is not ${target}.`;
 }
 
 /**
@@ -177,8 +197,11 @@ export function countdownSearchTrace(rng: Rng, p: CountdownProblem, k: SearchKno
   const lines: string[] = [];
   let closest: { node: CNode; value: number } | null = null;
   const slipLine = !full && rng.bool(k.slipShare) ? rng.int(0, 3) : -1;
+  const compare = k.compareTarget ?? false;
+  // drawn after the slip so that traces without claims keep their slips and stops
+  const claimLine = !full && compare && (k.claimShare ?? 0) > 0 && rng.bool(k.claimShare ?? 0) ? rng.int(0, 3) : -1;
   let index = 0;
-  for (const l of searchLines(p.nums, p.target)) {
+  for (const l of searchLines(p.nums, p.target, compare)) {
     let slipAt = -1;
     let wrong = 0;
     if (index === slipLine) {
@@ -193,9 +216,10 @@ export function countdownSearchTrace(rng: Rng, p: CountdownProblem, k: SearchKno
     if (l.header) lines.push(l.header);
     lines.push(lineText(l, slipAt, wrong));
     if (l.hit) {
-      lines.push(`${p.target} reached.`, checkLine(l, p.nums));
+      lines.push(`${p.target} reached.`, checkLine(l, p.nums, compare));
       return { lines, answer: render(l.hit.node), closed: true };
     }
+    if (index === claimLine && l.finals.length) lines.push(`${p.target} reached.`, caughtClaimLine(l, p.target));
     for (const f of l.finals) {
       if (!closest || Math.abs(f.result - p.target) < Math.abs(closest.value - p.target)) closest = { node: f.node, value: f.result };
     }

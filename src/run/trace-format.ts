@@ -1,0 +1,65 @@
+/**
+ * Which Countdown trace format a checkpoint was pretrained on, read from the records beside it: a
+ * shipped base's `pretraining.json`, a run's `config.json` (a pretraining run holds the corpus; an
+ * RL or SFT run names its `base`, followed in turn). The probes teacher-force reference traces in
+ * the format the model learned; a record written before `corpus.search.compareTarget` existed means
+ * the older format without the target in the headers.
+ *
+ * It knows run directories and JSON records; not models or probes.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { CorpusConfig } from '../data/index.ts';
+
+export interface TraceFormat {
+  /** The pair headers restate the target and the check line compares with it. */
+  compareTarget: boolean;
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : null);
+
+function readJson(path: string): Json | null {
+  if (!existsSync(path)) return null;
+  try {
+    return obj(JSON.parse(readFileSync(path, 'utf8')));
+  } catch {
+    return null;
+  }
+}
+
+/** The format from a config holding a search corpus, or null when the config holds none. */
+function fromConfig(c: Json): TraceFormat | null {
+  const corpus = obj(c.corpus);
+  if (!corpus || corpus.kind !== 'search') return null;
+  const search = obj(corpus.search);
+  return { compareTarget: search?.compareTarget === true };
+}
+
+/** The format the corpus writes by default. */
+export const DEFAULT_TRACE_FORMAT: TraceFormat = { compareTarget: CorpusConfig.parse({}).search.compareTarget };
+
+/**
+ * The trace format of the checkpoint at `dir`, or `fallback` (the current corpus default) when no
+ * record says. `dir` is a checkpoint directory: shipped (`checkpoints/x`), a run's `final`, or a
+ * run's `checkpoints/step-N`.
+ */
+export function traceFormatOf(dir: string, fallback: TraceFormat = DEFAULT_TRACE_FORMAT, depth = 0): TraceFormat {
+  if (depth > 8) return fallback;
+  const shipped = readJson(join(dir, 'pretraining.json'));
+  const shippedConfig = obj(shipped?.config);
+  if (shippedConfig) return fromConfig(shippedConfig) ?? fallback;
+  // a run's checkpoint: final/ or checkpoints/step-N/ under the run directory
+  for (const runDir of [dirname(dir), dirname(dirname(dir))]) {
+    const config = readJson(join(runDir, 'config.json'));
+    if (!config) continue;
+    const own = fromConfig(config);
+    if (own) return own;
+    if (typeof config.base === 'string') {
+      const base = resolve(config.base);
+      return existsSync(base) ? traceFormatOf(base, fallback, depth + 1) : fallback;
+    }
+    return fallback;
+  }
+  return fallback;
+}
