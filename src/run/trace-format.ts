@@ -31,7 +31,7 @@ function readJson(path: string): Json | null {
 /** The format from a config holding a search corpus, or null when the config holds none. */
 function fromConfig(c: Json): TraceFormat | null {
   const corpus = obj(c.corpus);
-  if (!corpus || corpus.kind !== 'search') return null;
+  if (corpus?.kind !== 'search') return null;
   const search = obj(corpus.search);
   return { compareTarget: search?.compareTarget === true };
 }
