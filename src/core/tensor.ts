@@ -599,6 +599,11 @@ export class Tensor {
     M.lerpInplace(this, end, weight);
     return this;
   }
+  /** In place: this[…, index[i], …] = source[…, i, …] along dim. */
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this {
+    S.indexCopyInplace(this, dim, index, source);
+    return this;
+  }
   maskedFill_(mask: Tensor, value: number | boolean): this {
     M.maskedFillInplace(this, mask, value);
     return this;

@@ -2,7 +2,7 @@
  * Views and indexing: reshape, permute, slicing, concatenation, gather/scatter, masking, triangles.
  * Dimensions may be negative (counted from the end), as in PyTorch.
  */
-import { B, DEF, I, IL, OI, OTL, S, STR, T, TL, begin, op, run, runList } from '../dispatch.ts';
+import { B, DEF, I, IL, OI, OTL, S, STR, T, TL, begin, op, run, runList, runVoid } from '../dispatch.ts';
 import type { Tensor } from '../tensor.ts';
 
 const RESHAPE = op('reshape');
@@ -30,6 +30,7 @@ const SCATTER_VALUE = op('scatter', 'value');
 const SCATTER_REDUCE = op('scatter_reduce', 'two');
 const SCATTER_ADD = op('scatter_add');
 const INDEX_ADD = op('index_add');
+const INDEX_COPY_ = op('index_copy_');
 const INDEX = op('index', 'Tensor');
 const INDEX_PUT = op('index_put');
 const MASKED_FILL = op('masked_fill', 'Scalar');
@@ -219,6 +220,16 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   T(index);
   T(src);
   return run(SCATTER_ADD);
+}
+
+/** Copies source's slices into x in place at the positions `index` (int64) along dim (paged KV caches write their new slots this way). */
+export function indexCopyInplace(x: Tensor, dim: number, index: Tensor, source: Tensor): void {
+  begin();
+  T(x);
+  I(dim);
+  T(index);
+  T(source);
+  runVoid(INDEX_COPY_);
 }
 
 /** x with alpha·source added at the rows given by index along dim (duplicates accumulate). */
