@@ -13,6 +13,7 @@ import { registerDataCommands } from './data.ts';
 import { registerTrainCommands } from './train.ts';
 import { registerEvalCommands } from './eval.ts';
 import { registerRlCommands } from './rl.ts';
+import { registerServeCommands } from './serve.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -153,6 +154,7 @@ registerDataCommands(program);
 registerTrainCommands(program);
 registerEvalCommands(program);
 registerRlCommands(program);
+registerServeCommands(program);
 
 /** The first argument names a command unless it is an option: an unknown name is an error, not the default command's argument. */
 function unknownCommand(argv: readonly string[]): string | null {

@@ -112,7 +112,14 @@ export class KVPool {
 
   /** The bytes of block `block` in every buffer, in buffer order (for the disk cache). */
   readBlock(block: number): Uint8Array[] {
-    return inferenceMode(() => this.buffers.map((b) => b.pool.narrow(0, block * this.blockSize, this.blockSize).contiguous().toBytes()));
+    return inferenceMode(() =>
+      this.buffers.map((b) =>
+        b.pool
+          .narrow(0, block * this.blockSize, this.blockSize)
+          .contiguous()
+          .toBytes(),
+      ),
+    );
   }
 
   /** Writes bytes read by readBlock (same model, same pool layout) into block `block`. */

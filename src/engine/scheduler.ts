@@ -146,7 +146,8 @@ export class Engine {
     this.maxBatch = o.maxBatch ?? 16;
     this.prefillChunk = o.prefillChunk ?? 256;
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${this.maxBatch}`);
-    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunk must be a positive integer, got ${this.prefillChunk}`);
+    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1)
+      throw new RangeError(`prefillChunk must be a positive integer, got ${this.prefillChunk}`);
     this.maxPositions = model.config.max_position_embeddings;
     const numBlocks = o.numBlocks ?? 1 + this.maxBatch * Math.ceil(this.maxPositions / this.blockSize);
     this.pool = new KVPool(model, { numBlocks, blockSize: this.blockSize });
@@ -184,10 +185,14 @@ export class Engine {
     if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${req.maxTokens}`);
     const total = req.prompt.length + req.maxTokens;
     if (total > this.maxPositions)
-      throw new RangeError(`the prompt (${req.prompt.length} tokens) plus max_tokens (${req.maxTokens}) is ${total} positions; the model has ${this.maxPositions}`);
+      throw new RangeError(
+        `the prompt (${req.prompt.length} tokens) plus max_tokens (${req.maxTokens}) is ${total} positions; the model has ${this.maxPositions}`,
+      );
     const need = Math.ceil(total / this.blockSize);
     if (need > this.blocks.numBlocks - 1)
-      throw new RangeError(`the request needs ${need} KV blocks of ${this.blockSize}; the pool has ${this.blocks.numBlocks - 1}: lower max_tokens or raise the pool size`);
+      throw new RangeError(
+        `the request needs ${need} KV blocks of ${this.blockSize}; the pool has ${this.blocks.numBlocks - 1}: lower max_tokens or raise the pool size`,
+      );
     const eos = req.eosIds ? [...req.eosIds] : this.eos;
     this.waiting.push({
       req,
@@ -397,7 +402,13 @@ export class Engine {
         const ids = tensor(Int32Array.from(s.tokens.slice(start, start + n)), { shape: [1, n], dtype: 'int64', device: this.pool.device }); // (1, n)
         const out = this.model.forward(ids, { startPos: start, cache, mla: 'absorbed' });
         this.pool.scatter(cache, start, this.slotsFor(s, start, n));
-        return ends ? (out.logits.narrow(1, n - 1, 1).reshape([-1]).float().toTypedArray() as Float32Array) : null; // (V)
+        return ends
+          ? (out.logits
+              .narrow(1, n - 1, 1)
+              .reshape([-1])
+              .float()
+              .toTypedArray() as Float32Array)
+          : null; // (V)
       }),
     );
     s.computed += n;
