@@ -127,7 +127,16 @@ describe('load', () => {
       assert.ok(Number(r.headers.get('retry-after')) > 0, 'Retry-After is set');
       return String(r.status);
     };
-    const results = await Promise.all(Array.from({ length: 12 }, one));
+    const pending = Promise.all(Array.from({ length: 12 }, one));
+    // the engine computes in its worker: /health answers meanwhile
+    await new Promise((r) => setTimeout(r, 30));
+    const t0 = performance.now();
+    const health = await fetch(`${server.url}/health`);
+    const healthMs = performance.now() - t0;
+    assert.equal(health.status, 200);
+    assert.ok(((await health.json()) as { in_server: number }).in_server > 0, 'asked while requests were in flight');
+    assert.ok(healthMs < 1000, `/health took ${healthMs.toFixed(0)} ms`);
+    const results = await pending;
     const done = results.filter((r) => r.startsWith('done')).length;
     assert.ok(done >= 4, `${done} completed: ${results.join(', ')}`);
     assert.ok(

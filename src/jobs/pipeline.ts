@@ -162,6 +162,7 @@ async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) =
   const model = loadCheckpoint(s.model);
   await saveCheckpoint(dir, model, { dtype: 'bfloat16' });
   fs.copyFileSync(path.join(s.model, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  if (fs.existsSync(path.join(s.model, 'chat.json'))) fs.copyFileSync(path.join(s.model, 'chat.json'), path.join(dir, 'chat.json'));
   const cfg: unknown = readJsonObject(path.join(s.runDir, 'config.json'));
   const info: ShippedInfo = {
     command: 'node bin/tinyseek.js pipeline --from-scratch --no-rl --ship-base',

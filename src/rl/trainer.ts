@@ -468,7 +468,10 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   } finally {
     sink.close();
   }
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
+  // the policy keeps its base's chat template
+  const baseChat = path.join(c.base, 'chat.json');
+  const chat = fs.existsSync(baseChat) ? (JSON.parse(fs.readFileSync(baseChat, 'utf8')) as object) : null;
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
   return { runDir, finalDir, stoppedBy: result.stoppedBy, step: result.step, elapsed: result.elapsed, lastCheckpoint: result.lastCheckpoint };
 }

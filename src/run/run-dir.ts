@@ -120,10 +120,15 @@ export function resumePoint(latest: OpenedRun['latest'], model: DeepSeekV3, opti
 }
 
 /** Writes the finished model with its tokenizer to <runDir>/final (loadable by eval and RL). */
-export async function saveFinalModel(runDir: string, model: DeepSeekV3, tok: Tokenizer, log: (s: string) => void): Promise<string> {
+/**
+ * Writes the run's final model, its tokenizer, and (when given) its chat.json — the chat template
+ * the model was trained on, which `tinyseek serve` reads.
+ */
+export async function saveFinalModel(runDir: string, model: DeepSeekV3, tok: Tokenizer, log: (s: string) => void, chat?: object | null): Promise<string> {
   const finalDir = path.join(runDir, 'final');
   await saveCheckpoint(finalDir, model);
   tok.save(path.join(finalDir, 'tokenizer.json'));
+  if (chat) writeFileAtomic(path.join(finalDir, 'chat.json'), `${JSON.stringify(chat)}\n`);
   log(`final model: ${finalDir}`);
   return finalDir;
 }

@@ -74,6 +74,12 @@ export const PretrainConfig = z
         "'stream': fixed windows over the concatenated documents (GPT-2 style); 'documents': whole documents per row, so no token is trained apart from its problem",
       ),
     valDocuments: posInt.describe('documents of the validation set (drawn from a separate seed)'),
+    fimRate: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe('share of training documents rearranged into fill-in-the-middle PSM order (DeepSeek-V3: 0.1); > 0 adds the FIM tokens to the tokenizer'),
   })
   .strict()
   .refine((c) => c.optim.warmupSteps < c.steps, { message: 'optim.warmupSteps must be below steps', path: ['optim', 'warmupSteps'] })

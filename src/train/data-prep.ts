@@ -22,6 +22,8 @@ import {
   encodeDocument,
   packDocuments,
 } from '../data/index.ts';
+import { FIM_TOKENS, type FimIds, fimDocument } from '../data/fim.ts';
+import { Rng } from '../data/rng.ts';
 import { syncDir, writeAllSync, writeFileDurable } from '../io/durable.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
@@ -37,6 +39,8 @@ export interface DataSpec {
   seqLen: number;
   /** 'stream' windows or whole 'documents' per row (data/pack.ts). */
   packing: PackLayout;
+  /** Share of training documents in fill-in-the-middle order (data/fim.ts); 0: none. */
+  fimRate: number;
 }
 
 export interface PreparedData {
@@ -54,7 +58,9 @@ export interface PreparedData {
 const TOKENIZER_DOCUMENTS = 20_000;
 
 /** The data settings of a pretraining config. */
-export function dataSpecOf(c: Pick<DataSpec, 'corpus' | 'vocabSize' | 'splitDigits' | 'trainDocuments' | 'valDocuments' | 'seqLen' | 'packing'>): DataSpec {
+export function dataSpecOf(
+  c: Pick<DataSpec, 'corpus' | 'vocabSize' | 'splitDigits' | 'trainDocuments' | 'valDocuments' | 'seqLen' | 'packing'> & { fimRate?: number },
+): DataSpec {
   return {
     corpus: c.corpus,
     vocabSize: c.vocabSize,
@@ -63,12 +69,28 @@ export function dataSpecOf(c: Pick<DataSpec, 'corpus' | 'vocabSize' | 'splitDigi
     valDocuments: c.valDocuments,
     seqLen: c.seqLen,
     packing: c.packing,
+    fimRate: c.fimRate ?? 0,
   };
+}
+
+/** The ids of the FIM tokens in a tokenizer trained with them; an error naming the fix otherwise. */
+export function fimIdsOf(tok: Tokenizer): FimIds {
+  const [begin, hole, end] = FIM_TOKENS.map((t) => tok.tokenToId(t));
+  if (begin === undefined || hole === undefined || end === undefined)
+    throw new Error(`the tokenizer has no FIM tokens (${FIM_TOKENS.join(', ')}): pretrain with fimRate > 0 so that the tokenizer is trained with them`);
+  return { bos: tok.special.bos, eos: tok.special.eos, begin, hole, end };
 }
 
 export function dataKey(spec: DataSpec): string {
   return createHash('sha256')
-    .update(JSON.stringify({ v: spec.corpus.kind === 'search' ? 3 : 1, ...spec, packing: spec.packing === 'stream' ? undefined : spec.packing }))
+    .update(
+      JSON.stringify({
+        v: spec.corpus.kind === 'search' ? 3 : 1,
+        ...spec,
+        packing: spec.packing === 'stream' ? undefined : spec.packing,
+        fimRate: spec.fimRate > 0 ? spec.fimRate : undefined,
+      }),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -160,12 +182,24 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   log(`data: generated ${trainTexts.length} train and ${valTexts.length} validation documents (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 
   const t1 = performance.now();
-  const tokenizer = Tokenizer.train(trainTexts.slice(0, TOKENIZER_DOCUMENTS), { vocabSize: spec.vocabSize, splitDigits: spec.splitDigits });
+  const tokenizer = Tokenizer.train(trainTexts.slice(0, TOKENIZER_DOCUMENTS), {
+    vocabSize: spec.vocabSize,
+    splitDigits: spec.splitDigits,
+    ...(spec.fimRate > 0 ? { specialTokens: [...FIM_TOKENS] } : {}),
+  });
   log(`data: trained a ${tokenizer.vocabSize}-token BPE tokenizer (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
 
   const t2 = performance.now();
+  const fim = spec.fimRate > 0 ? fimIdsOf(tokenizer) : null;
+  let fimDocs = 0;
   const train = packDocuments(
-    trainTexts.map((t) => encodeDocument(tokenizer, t)),
+    trainTexts.map((t, i) => {
+      const doc = encodeDocument(tokenizer, t);
+      const rng = new Rng('fim', i);
+      if (!fim || !rng.bool(spec.fimRate)) return doc;
+      fimDocs++;
+      return fimDocument(doc, fim, rng);
+    }),
     { seqLen: spec.seqLen, bos: tokenizer.special.bos, eos: tokenizer.special.eos, layout: spec.packing, pad: tokenizer.special.pad },
   );
   const val = packDocuments(
@@ -177,6 +211,7 @@ export function preparePretrainData(spec: DataSpec, runsDir: string, log: (s: st
   );
   const coverage = contextCoverage(train);
   logCoverage(log, coverage, spec.packing);
+  if (fim) log(`data: ${fimDocs} of ${trainTexts.length} training documents in fill-in-the-middle order (fimRate ${spec.fimRate})`);
 
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;

@@ -163,7 +163,8 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
     sink.close();
   }
 
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
+  const chat = { template: 'r1-zero', frame: c.corpus.countdown.promptFrame === 'compact' ? 'compact' : 'tinyzero', ...(c.fimRate > 0 ? { fim: true } : {}) };
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }

@@ -195,7 +195,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   } finally {
     sink.close();
   }
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log) : null;
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, { template: 'r1' }) : null;
   await sink.plot();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }
