@@ -3,7 +3,9 @@
  * serving engine runs. A sequence owns a block table (block ids); its position p lives in slot
  * table[p / blockSize] · blockSize + p % blockSize of every layer's pool. For MLA the pool holds
  * what the absorbed form caches — the normalised latent (C) and the rotary key (R) per position —
- * so a block of 64 positions costs 64 · (C + R) values per layer; MHA/GQA models pool K and V.
+ * so a block of 64 positions costs 64 · (C + R) values per layer; MHA/GQA models pool K and V. A
+ * model with an MTP module also pools that module's layer (its keys at position i come from the main
+ * hidden state h_i and the token t_{i+1}), for speculative decoding.
  *
  * The model's forward reads a contiguous cache (B, T, …). `gather` builds one for a step from the
  * rows' slots, left-padded to the longest row (pad columns read slot 0 of block 0, the scratch
@@ -42,6 +44,8 @@ export class KVPool {
   readonly blockSize: number;
   /** Bytes one block takes over all layers. */
   readonly blockBytes: number;
+  /** The index of the MTP module's layer in a gathered cache, or null (no MTP module). */
+  readonly mtpLayer: number | null;
   private readonly buffers: Pooled[];
   private readonly layers: number;
   private readonly model: DeepSeekV3;
@@ -56,9 +60,12 @@ export class KVPool {
     const like = model.headWeight();
     // the layers' own cache shapes, for one position, tell each pool's inner shape
     const probe = model.createCache(1, 1, 'absorbed');
-    this.layers = probe.layers.length;
+    // the first MTP module's layer too, for speculative decoding: the last layer of the gathered cache
+    const layerCaches = inferenceMode(() => [...probe.layers, ...(model.mtp.length ? [model.mtp[0].self_attn.allocateCache(1, 1, 'absorbed', like)] : [])]);
+    this.layers = layerCaches.length;
+    this.mtpLayer = model.mtp.length ? probe.layers.length : null;
     this.buffers = inferenceMode(() =>
-      probe.layers.flatMap((l, layer) =>
+      layerCaches.flatMap((l, layer) =>
         FIELDS.filter((f) => l[f]).map((field) => {
           const inner = l[field]!.shape.slice(2);
           l[field]!.dispose();

@@ -53,6 +53,16 @@ export class RowSampler {
   private readonly rng: Rng;
   private readonly counts = new Map<number, number>();
 
+  /** The ids generated so far with their counts. */
+  protected seen(): ReadonlyMap<number, number> {
+    return this.counts;
+  }
+
+  /** One uniform draw in [0, 1) from the request's stream. */
+  protected uniform(): number {
+    return this.rng.float();
+  }
+
   constructor(
     readonly settings: RowSampling,
     seed: number | string,
@@ -112,6 +122,81 @@ export class RowSampler {
       if (u <= 0) return kept[j];
     }
     return kept[n - 1];
+  }
+}
+
+/**
+ * Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): a draft token d drawn from q is
+ * kept with probability min(1, p(d)/q(d)), else the token is drawn from max(0, p − q) normalised —
+ * so the token follows p exactly, whatever q is. Greedy decoding is the case where p and q are
+ * point masses: d is kept exactly when it is the target's argmax.
+ */
+export class SpeculativeSampler extends RowSampler {
+  /** The processed distribution of a row (penalties, temperature, top-k, top-p); greedy: a point mass. */
+  distribution(logits: Float32Array): Float64Array {
+    const s = this.settings;
+    const x = Float64Array.from(logits);
+    if (s.presencePenalty !== 0 || s.frequencyPenalty !== 0) for (const [id, n] of this.seen()) x[id] -= s.presencePenalty + s.frequencyPenalty * n;
+    const p = new Float64Array(x.length);
+    if (s.temperature === 0) {
+      let best = 0;
+      for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+      p[best] = 1;
+      return p;
+    }
+    const order = Array.from(x.keys()).sort((a, b) => x[b] - x[a] || a - b);
+    const k = s.topK > 0 ? Math.min(s.topK, order.length) : order.length;
+    const max = x[order[0]];
+    let total = 0;
+    for (let j = 0; j < k; j++) total += Math.exp((x[order[j]] - max) / s.temperature);
+    let n = k;
+    if (s.topP < 1) {
+      let mass = 0;
+      for (let j = 0; j < k; j++) {
+        mass += Math.exp((x[order[j]] - max) / s.temperature) / total;
+        if (mass >= s.topP) {
+          n = j + 1;
+          break;
+        }
+      }
+    }
+    let z = 0;
+    for (let j = 0; j < n; j++) z += Math.exp((x[order[j]] - max) / s.temperature);
+    for (let j = 0; j < n; j++) p[order[j]] = Math.exp((x[order[j]] - max) / s.temperature) / z;
+    return p;
+  }
+
+  /** A token drawn from a distribution. */
+  drawFrom(p: Float64Array): number {
+    let u = this.uniform();
+    let last = 0;
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] <= 0) continue;
+      last = i;
+      u -= p[i];
+      if (u <= 0) return i;
+    }
+    return last;
+  }
+
+  /** The target's token at a position where the draft proposed `draft` from `q`; `accepted` when it is the draft. */
+  verify(p: Float64Array, draft: number, q: Float64Array): { token: number; accepted: boolean } {
+    if (p[draft] >= q[draft] || this.uniform() * q[draft] < p[draft]) return { token: draft, accepted: true };
+    const r = new Float64Array(p.length);
+    let z = 0;
+    for (let i = 0; i < p.length; i++) {
+      r[i] = Math.max(0, p[i] - q[i]);
+      z += r[i];
+    }
+    if (z <= 0) return { token: this.drawFrom(p), accepted: false };
+    for (let i = 0; i < r.length; i++) r[i] /= z;
+    return { token: this.drawFrom(r), accepted: false };
+  }
+
+  /** The record of a token under the row's raw logits (its logprob and the top logprobs). */
+  describe(logits: Float32Array, token: number): RowChoice {
+    const lp = logSoftmax(logits);
+    return { token, logprob: lp[token], top: this.settings.topLogprobs > 0 ? topOf(lp, this.settings.topLogprobs) : [] };
   }
 }
 

@@ -27,8 +27,8 @@ import type { DeepSeekV3 } from '../model/transformer.ts';
 import { BlockManager, blockHash, rootHash } from './block-manager.ts';
 import { DiskCache } from './disk-cache.ts';
 import { KVPool } from './kv-pool.ts';
-import { type RowChoice, RowSampler, type RowSampling } from './row-sampler.ts';
-import { StopCriteria } from './stopping.ts';
+import { type RowChoice, type RowSampling, SpeculativeSampler } from './row-sampler.ts';
+import { type Finish, StopCriteria } from './stopping.ts';
 
 /** Restricts which ids a request may sample next (JSON mode); told each id that was sampled. */
 export interface TokenConstraint {
@@ -84,6 +84,12 @@ export interface EngineOptions {
   diskBudgetBytes?: number;
   /** Cache full blocks at all (default true). */
   prefixCaching?: boolean;
+  /**
+   * Speculative decoding with the model's first MTP module (default: on when the model has one):
+   * each decoding step verifies the module's draft of the next-but-one token and keeps it when the
+   * main model agrees (exactly the main model's distribution either way). Not for constrained rows.
+   */
+  speculative?: boolean;
 }
 
 interface Seq {
@@ -91,7 +97,9 @@ interface Seq {
   readonly promptLength: number;
   /** Prompt then generated ids. */
   readonly tokens: number[];
-  readonly sampler: RowSampler;
+  readonly sampler: SpeculativeSampler;
+  /** The MTP module's proposal for the token after the pending one, with the distribution it was drawn from. */
+  draft: { token: number; q: Float64Array } | null;
   readonly stop: StopCriteria;
   table: number[];
   /** Positions whose keys are in the pool. */
@@ -120,6 +128,9 @@ export interface EngineStats {
   generatedTokens: number;
   preemptions: number;
   steps: number;
+  /** Drafts the MTP module proposed and the main model verified, and how many it kept. */
+  draftsProposed: number;
+  draftsAccepted: number;
 }
 
 export class Engine {
@@ -138,7 +149,9 @@ export class Engine {
   private readonly running: Seq[] = [];
   private readonly finished: EngineEvent[] = [];
   private admissions = 0;
-  private readonly totals = { promptTokens: 0, cachedPromptTokens: 0, generatedTokens: 0, preemptions: 0, steps: 0 };
+  private readonly totals = { promptTokens: 0, cachedPromptTokens: 0, generatedTokens: 0, preemptions: 0, steps: 0, draftsProposed: 0, draftsAccepted: 0 };
+  /** Speculative decoding is on (the model has an MTP module and it was not turned off). */
+  readonly speculative: boolean;
 
   constructor(model: DeepSeekV3, o: EngineOptions = {}) {
     this.model = model;
@@ -152,7 +165,9 @@ export class Engine {
     const numBlocks = o.numBlocks ?? 1 + this.maxBatch * Math.ceil(this.maxPositions / this.blockSize);
     this.pool = new KVPool(model, { numBlocks, blockSize: this.blockSize });
     this.blocks = new BlockManager(numBlocks, this.blockSize);
-    this.salt = `${o.cacheSalt ?? ''};${this.pool.layout()}`;
+    this.speculative = (o.speculative ?? true) && this.pool.mtpLayer !== null;
+    // a cache written without speculation holds no MTP keys: it is another cache
+    this.salt = `${o.cacheSalt ?? ''};${this.pool.layout()};${this.speculative ? 'mtp' : ''}`;
     this.caching = o.prefixCaching ?? true;
     this.disk = this.caching && o.diskDir ? new DiskCache(o.diskDir, this.salt, o.diskBudgetBytes ?? 1 << 30) : null;
     const e = model.config.eos_token_id;
@@ -198,7 +213,8 @@ export class Engine {
       req,
       promptLength: req.prompt.length,
       tokens: [...req.prompt],
-      sampler: new RowSampler(req.sampling, req.seed ?? req.id),
+      sampler: new SpeculativeSampler(req.sampling, req.seed ?? req.id),
+      draft: null,
       stop: new StopCriteria({ eosIds: eos, stopSequences: req.stopSequences, maxNewTokens: req.maxTokens }),
       table: [],
       computed: 0,
@@ -235,8 +251,13 @@ export class Engine {
     if (wasTraining) this.model.eval();
     try {
       if (prefill) this.runPrefill(prefill);
-      const decoding = single.filter((s) => this.running.includes(s) && this.reserve(s, 1));
-      if (decoding.length) this.runSingles(decoding);
+      const width = this.speculative ? 2 : 1;
+      // a later row's reservation may preempt an earlier one: keep only the rows still running
+      const decoding = single.filter((s) => this.running.includes(s) && this.reserve(s, width)).filter((s) => this.running.includes(s));
+      if (decoding.length) {
+        if (this.speculative) this.runSpeculative(decoding);
+        else this.runSingles(decoding);
+      }
     } finally {
       if (wasTraining) this.model.train(true);
     }
@@ -279,8 +300,10 @@ export class Engine {
       if (s.computed === 0) this.matchPrefix(s);
       // the rest of the sequence's blocks now, so that its prefill cannot run out halfway
       const need = Math.ceil(s.tokens.length / this.blockSize) - s.table.length;
-      if (need > this.blocks.available) {
-        if (this.running.length > 0) return; // wait for blocks to come back
+      if (need > this.blocks.available && this.running.length > 0) {
+        // wait for blocks to come back, holding none meanwhile: a waiting request must never starve a running one
+        this.release(s);
+        return;
       }
       if (!this.grow(s, need)) {
         this.release(s);
@@ -377,6 +400,7 @@ export class Engine {
     s.hashes = [];
     s.computed = 0;
     s.shared = 0;
+    s.draft = null;
   }
 
   private finish(index: number, reason: EngineFinish, message?: string): void {
@@ -393,6 +417,10 @@ export class Engine {
   }
 
   private runPrefill(s: Seq): void {
+    if (this.speculative) {
+      this.runPrefillMtp(s);
+      return;
+    }
     const n = Math.min(s.tokens.length - s.computed, this.prefillChunk);
     const start = s.computed;
     const ends = start + n === s.tokens.length;
@@ -463,6 +491,159 @@ export class Engine {
       s.hashes.push(hash);
       if (this.blocks.register(s.table[j], hash, ids) && this.disk && !this.disk.has(hash)) this.disk.save(hash, ids, this.pool.readBlock(s.table[j]));
     }
+  }
+
+  /**
+   * A prefill chunk with the MTP module: its keys at the chunk's positions i need t_{i+1}, known for
+   * every position but the last of the sequence — whose next token is sampled first; the module's
+   * logits there give the first draft.
+   */
+  private runPrefillMtp(s: Seq): void {
+    const n = Math.min(s.tokens.length - s.computed, this.prefillChunk);
+    const start = s.computed;
+    const ends = start + n === s.tokens.length;
+    const mtpLayer = this.pool.mtpLayer!;
+    let finish: Finish | null = null;
+    inferenceMode(() =>
+      tidy(() => {
+        const device = this.pool.device;
+        const cache = this.pool.gather([s.table], [start], start, n);
+        const ids = tensor(Int32Array.from(s.tokens.slice(start, start + n)), { shape: [1, n], dtype: 'int64', device }); // (1, n)
+        const out = this.model.forward(ids, { startPos: start, cache, mla: 'absorbed' });
+        if (ends) {
+          const logits = out.logits
+            .narrow(1, n - 1, 1)
+            .reshape([-1])
+            .float()
+            .toTypedArray() as Float32Array; // (V)
+          finish = this.emit(s, s.sampler.choose(logits, this.allowedOf(s)));
+        }
+        const next = tensor(Int32Array.from(s.tokens.slice(start + 1, start + n + 1)), { shape: [1, n], dtype: 'int64', device }); // (1, n)
+        const q = this.model.mtpStep(out.hidden, next, { startPos: start, cache: cache.layers[mtpLayer] }); // (1, n, V)
+        if (ends && !finish && !s.req.constraint)
+          this.propose(
+            s,
+            q
+              .narrow(1, n - 1, 1)
+              .reshape([-1])
+              .float()
+              .toTypedArray() as Float32Array,
+          );
+        this.pool.scatter(cache, start, this.slotsFor(s, start, n));
+      }),
+    );
+    s.computed += n;
+    this.registerFull(s);
+    if (finish) this.finish(this.running.indexOf(s), (finish as Finish).reason);
+  }
+
+  /** Draws the MTP module's draft for a row from its logits. */
+  private propose(s: Seq, logits: Float32Array): void {
+    const q = s.sampler.distribution(logits);
+    s.draft = { token: s.sampler.drawFrom(q), q };
+  }
+
+  /**
+   * One speculative decoding step for rows that each have one pending token x at position c and a
+   * draft d: the main model reads [x, d] at c and c + 1. The target's token at c + 1 is verified
+   * against d (speculative sampling); if d stands, the logits at c + 1 give one more token, free. The
+   * MTP module then reads (h_c, t_{c+1}) and, when d stood, (h_{c+1}, t_{c+2}), and drafts again. A
+   * rejected d's keys (column c + 1) go to the scratch slot. Rows without a draft (constrained ones)
+   * feed x twice and keep one token.
+   */
+  private runSpeculative(rows: Seq[]): void {
+    const B = rows.length;
+    const width = Math.max(...rows.map((s) => s.computed));
+    const V = this.model.config.vocab_size;
+    const mtpLayer = this.pool.mtpLayer!;
+    const kept: number[] = new Array(B).fill(1);
+    const finishes: (Finish | null)[] = new Array(B).fill(null);
+    inferenceMode(() =>
+      tidy(() => {
+        const device = this.pool.device;
+        const cache = this.pool.gather(
+          rows.map((s) => s.table),
+          rows.map((s) => s.computed),
+          width,
+          2,
+        );
+        const pending = rows.map((s) => s.tokens[s.computed]);
+        const ids = tensor(Int32Array.from(rows.flatMap((s, r) => [pending[r], s.draft?.token ?? pending[r]])), { shape: [B, 2], dtype: 'int64', device }); // (B, 2)
+        const positions = tensor(Int32Array.from(rows.flatMap((s) => [s.computed, s.computed + 1])), { shape: [B, 2], dtype: 'int64', device }); // (B, 2)
+        const pad = new Uint8Array(B * (width + 2));
+        rows.forEach((s, r) => pad.fill(1, r * (width + 2), r * (width + 2) + width - s.computed));
+        const padded = rows.some((s) => s.computed !== width);
+        const keyPadding = padded ? tensor(pad, { shape: [B, width + 2], dtype: 'bool', device }) : undefined; // (B, width + 2)
+        const out = this.model.forward(ids, { startPos: width, cache, mla: 'absorbed', positions, ...(keyPadding ? { keyPadding } : {}) });
+        const all = out.logits.float().toTypedArray() as Float32Array; // (B·2·V)
+        const next = new Int32Array(B * 2);
+        rows.forEach((s, r) => {
+          const at0 = all.subarray(r * 2 * V, (r * 2 + 1) * V);
+          const at1 = all.subarray((r * 2 + 1) * V, (r * 2 + 2) * V);
+          let first: RowChoice;
+          let accepted = false;
+          if (s.draft) {
+            const v = s.sampler.verify(s.sampler.distribution(at0), s.draft.token, s.draft.q);
+            accepted = v.accepted;
+            first = s.sampler.describe(at0, v.token);
+            this.totals.draftsProposed++;
+            if (accepted) this.totals.draftsAccepted++;
+          } else first = s.sampler.choose(at0, this.allowedOf(s));
+          s.draft = null;
+          finishes[r] = this.emit(s, first);
+          next[r * 2] = first.token;
+          next[r * 2 + 1] = first.token;
+          if (accepted && !finishes[r]) {
+            const second = s.sampler.choose(at1);
+            finishes[r] = this.emit(s, second);
+            next[r * 2 + 1] = second.token;
+            kept[r] = 2;
+          }
+        });
+        const q = this.model.mtpStep(out.hidden, tensor(next, { shape: [B, 2], dtype: 'int64', device }), {
+          startPos: width,
+          cache: cache.layers[mtpLayer],
+          positions,
+          ...(keyPadding ? { keyPadding } : {}),
+        }); // (B, 2, V)
+        const qAll = q.float().toTypedArray() as Float32Array; // (B·2·V)
+        rows.forEach((s, r) => {
+          if (finishes[r] || s.req.constraint) return;
+          const at = (r * 2 + kept[r] - 1) * V;
+          this.propose(s, qAll.subarray(at, at + V));
+        });
+        this.pool.scatter(
+          cache,
+          width,
+          rows.flatMap((s, r) => [this.slotsFor(s, s.computed, 1)[0], kept[r] === 2 ? this.slotsFor(s, s.computed + 1, 1)[0] : 0]),
+        );
+      }),
+    );
+    rows.forEach((s, r) => {
+      s.computed += kept[r];
+      this.registerFull(s);
+    });
+    rows.forEach((s, r) => {
+      const f = finishes[r];
+      if (f) this.finish(this.running.indexOf(s), f.reason);
+    });
+  }
+
+  private allowedOf(s: Seq): ((id: number) => boolean) | undefined {
+    const c = s.req.constraint;
+    return c ? (id) => c.allowed(id) : undefined;
+  }
+
+  /** Appends a chosen token to a row and reports whether the row is now finished (the caller ends it). */
+  private emit(s: Seq, choice: RowChoice): Finish | null {
+    const c = s.req.constraint;
+    s.sampler.observe(choice.token);
+    c?.advance(choice.token);
+    s.tokens.push(choice.token);
+    s.generated.push(choice.token);
+    s.outbox.push(choice);
+    this.totals.generatedTokens++;
+    return c?.complete ? { reason: 'stop', match: null } : s.stop.check(s.generated);
   }
 
   private sampleRow(s: Seq, logits: Float32Array): void {

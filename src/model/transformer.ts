@@ -218,6 +218,24 @@ export class DeepSeekV3 extends Module {
   }
 
   /**
+   * One inference step of the first MTP module with its own KV cache (speculative decoding): at the
+   * new positions startPos… of each row, `hidden` (B, S, D) is the main model's final hidden state
+   * and `nextIds` (B, S) the token that follows each position; returns logits (B, S, V) for the
+   * token after that (two ahead). `cache` is the module's layer cache; positions and key padding as
+   * in forward().
+   */
+  mtpStep(hidden: Tensor, nextIds: Tensor, o: { startPos: number; cache: LayerCache; positions?: Tensor; keyPadding?: Tensor }): Tensor {
+    const m = this.mtp[0];
+    if (!m) throw new RangeError('the model has no MTP module (num_nextn_predict_layers is 0)');
+    const [B, S] = nextIds.shape;
+    if (o.positions || o.keyPadding) checkBatchOptions(o.positions, o.keyPadding, B, S, o.startPos);
+    const emb = this.model.embed_tokens.forward(nextIds); // (B, S, D): Emb(t_{i+1})
+    const ctx = this.context(S, o.startPos, o.cache, 'absorbed', emb, o.positions, o.keyPadding);
+    const r = m.predict(hidden, emb, ctx); // (B, S, D)
+    return m.shared_head.norm.forward(r.out).matmul(this.headWeight().mT); // (B, S, V)
+  }
+
+  /**
    * The MTP modules' predictions for ids (B, S) given the main model's final hidden states:
    * logits[k-1] (B, S-k, V) at position i predicts token t_{i+k+1}. Depths that do not fit S are
    * left out.

@@ -211,6 +211,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     engine.stats?.promptTokens ? engine.stats.cachedPromptTokens / engine.stats.promptTokens : 0,
   );
   gauge('tinyseek_tokens_per_second', 'decoding throughput over the last steps', () => engine.tokensPerSecond);
+  gauge('tinyseek_mtp_acceptance', 'share of MTP drafts the main model kept (speculative decoding)', () =>
+    engine.stats?.draftsProposed ? engine.stats.draftsAccepted / engine.stats.draftsProposed : 0,
+  );
   gauge('tinyseek_preemptions', 'requests preempted for KV room (recomputed later)', () => engine.stats?.preemptions ?? 0);
   const requests = new Counter({
     name: 'tinyseek_http_requests_total',
