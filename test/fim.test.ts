@@ -1,21 +1,20 @@
-// Fill-in-the-middle: PSM documents keep every token; a tiny model pretrained with fimRate 0.5 fills
-// a held-out middle (in bits per byte of the middle) better than the same model pretrained without,
-// which can only read the prefix.
+// Fill-in-the-middle: PSM documents keep every token; pretraining data with fimRate holds them; a
+// tiny model trained with FIM documents fills a held-out middle (in bits per byte of the middle)
+// better than the same model trained without, which can only read the prefix.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { inferenceMode, tensor, tidy } from '../src/core/index.ts';
-import { corpusDocument, encodeText } from '../src/data/index.ts';
-import { fimDocument, fimPrompt } from '../src/data/fim.ts';
+import { IGNORE_INDEX, encodeDocument, encodeText } from '../src/data/index.ts';
+import { FIM_TOKENS, fimDocument, fimPrompt } from '../src/data/fim.ts';
 import { Rng } from '../src/data/rng.ts';
-import { loadCheckpoint } from '../src/model/checkpoint.ts';
-import type { DeepSeekV3 } from '../src/model/transformer.ts';
-import { resolveConfig } from '../src/train/config.ts';
-import { PretrainConfig } from '../src/train/config.ts';
-import { VAL_OFFSET, fimIdsOf } from '../src/train/data-prep.ts';
-import { pretrain } from '../src/train/pretrain.ts';
+import { loadPreset, parseConfig } from '../src/model/config.ts';
+import { DeepSeekV3 } from '../src/model/transformer.ts';
+import { AdamW, weightDecayGroups } from '../src/nn/index.ts';
+import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
+import { dataSpecOf, fimIdsOf, preparePretrainData } from '../src/train/data-prep.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 
 const runs = mkdtempSync(join(tmpdir(), 'tinyseek-fim-'));
@@ -39,63 +38,77 @@ describe('fill-in-the-middle', () => {
     }
   });
 
-  test('a model pretrained with FIM fills a held-out middle better than one pretrained without', async () => {
-    const config = (name: string, fimRate: number): PretrainConfig =>
-      resolveConfig(
-        PretrainConfig,
-        'pretrain-tiny',
-        {
-          runsDir: runs,
-          name,
-          fimRate,
-          steps: 150,
-          batchSize: 8,
-          seqLen: 256,
-          packing: 'documents',
-          evalEvery: 150,
-          checkpointEvery: 150,
-          trainDocuments: 1500,
-          corpus: {
-            kind: 'search',
-            tasks: { countdown: 1, multiplication: 0, wordproblems: 0 },
-            countdown: { minCount: 3, maxCount: 3, maxNumber: 10, promptFrame: 'compact' },
-          },
-        },
-        'test',
-      );
-    const withFim = await pretrain(config('fim', 0.5), { log: quiet });
-    const without = await pretrain(config('plain', 0), { log: quiet });
-    assert.deepEqual(JSON.parse(readFileSync(join(withFim.finalDir!, 'chat.json'), 'utf8')), { template: 'r1-zero', frame: 'compact', fim: true });
-    const corpus = config('x', 0).corpus;
-    const fimModel = loadCheckpoint(withFim.finalDir!);
-    fimModel.eval();
-    const fimTok = Tokenizer.load(join(withFim.finalDir!, 'tokenizer.json'));
-    const plainModel = loadCheckpoint(without.finalDir!);
-    plainModel.eval();
-    const plainTok = Tokenizer.load(join(without.finalDir!, 'tokenizer.json'));
-    assert.throws(() => fimIdsOf(plainTok), /fimRate > 0/);
-    const ids = fimIdsOf(fimTok);
+  test('pretraining data with fimRate 0.5: about half the training documents in PSM order, the FIM tokens in the tokenizer', () => {
+    const c = resolveConfig(PretrainConfig, 'pretrain-tiny', { runsDir: runs, name: 'fimdata', fimRate: 0.5 }, 'test');
+    const data = preparePretrainData(dataSpecOf(c), runs, quiet);
+    const ids = fimIdsOf(data.tokenizer);
+    let begins = 0;
+    for (const t of data.train.stream) if (t === ids.begin) begins++;
+    assert.ok(begins > 0.4 * c.trainDocuments && begins < 0.6 * c.trainDocuments, `${begins} of ${c.trainDocuments} documents`);
+    let valBegins = 0;
+    for (const t of data.val.stream) if (t === ids.begin) valBegins++;
+    assert.equal(valBegins, 0, 'validation documents stay in order');
+    const plain = preparePretrainData(dataSpecOf(resolveConfig(PretrainConfig, 'pretrain-tiny', { runsDir: runs, name: 'plaindata' }, 'test')), runs, quiet);
+    assert.throws(() => fimIdsOf(plain.tokenizer), /fimRate > 0/);
+  });
+
+  test('a model trained with FIM documents fills a held-out middle better than one trained without', (t) => {
+    // documents "k=k.": a random letter, then the same letter. With the suffix in view the middle
+    // (the first letter) can be read off it; from the prefix alone it is one guess in 26.
+    const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+    const docs = (n: number, seed: number): string[] => {
+      const rng = new Rng('fim-docs', seed);
+      return Array.from({ length: n }, () => {
+        const c = LETTERS[rng.int(0, 25)];
+        return `${c}=${c}.`;
+      });
+    };
+    const tok = Tokenizer.train(docs(400, 1), { vocabSize: 280, specialTokens: [...FIM_TOKENS] });
+    const ids = fimIdsOf(tok);
+    const train = (fimRate: number): DeepSeekV3 => {
+      const model = new DeepSeekV3(parseConfig({ ...loadPreset('tiny'), vocab_size: tok.vocabSize, max_position_embeddings: 64 }), { seed: 5 });
+      const opt = new AdamW(weightDecayGroups(model, 0.01), { lr: 3e-3 });
+      const rng = new Rng('fim-train', String(fimRate));
+      const pool = docs(4000, 2).map((d) => encodeDocument(tok, d));
+      for (let step = 0; step < 700; step++) {
+        tidy(() => {
+          const rows = Array.from({ length: 16 }, () => {
+            const d = pool[rng.int(0, pool.length - 1)];
+            return rng.bool(fimRate) ? fimDocument(d, ids, rng) : [...d];
+          });
+          const T = Math.max(...rows.map((r) => r.length)) - 1;
+          const inputs = new Int32Array(16 * T).fill(tok.special.pad);
+          const targets = new Int32Array(16 * T).fill(IGNORE_INDEX);
+          rows.forEach((r, i) => {
+            for (let t = 0; t < r.length - 1; t++) {
+              inputs[i * T + t] = r[t];
+              targets[i * T + t] = r[t + 1];
+            }
+          });
+          const out = model.loss(tensor(inputs, { shape: [16, T], dtype: 'int64' }), tensor(targets, { shape: [16, T], dtype: 'int64' }));
+          out.loss.backward();
+          opt.step();
+          opt.zeroGrad();
+        });
+      }
+      model.eval();
+      return model;
+    };
+    const withFim = train(0.5);
+    const without = train(0);
     let fimBits = 0;
     let plainBits = 0;
     let bytes = 0;
-    for (let i = 0; i < 40; i++) {
-      const text = corpusDocument(corpus, VAL_OFFSET + i).text;
-      const lines = text.split('\n');
-      if (lines.length < 6) continue;
-      // the middle: two whole lines from the middle of the trace
-      const a = Math.floor(lines.length / 2) - 1;
-      const prefix = `${lines.slice(0, a).join('\n')}\n`;
-      const middle = `${lines.slice(a, a + 2).join('\n')}\n`;
-      const suffix = lines.slice(a + 2).join('\n');
-      const fimIds = fimPrompt(ids, encodeText(fimTok, prefix), encodeText(fimTok, suffix));
-      fimBits += bitsOf(fimModel, fimIds, encodeText(fimTok, middle));
-      plainBits += bitsOf(plainModel, [plainTok.special.bos, ...encodeText(plainTok, prefix)], encodeText(plainTok, middle));
-      bytes += Buffer.byteLength(middle);
+    for (const c of LETTERS) {
+      const middle = encodeText(tok, c);
+      fimBits += bitsOf(withFim, fimPrompt(ids, [], encodeText(tok, `=${c}.`)), middle);
+      plainBits += bitsOf(without, [tok.special.bos], middle);
+      bytes += 1;
     }
     const fimBpb = fimBits / bytes;
     const plainBpb = plainBits / bytes;
-    assert.ok(bytes > 200, `${bytes} middle bytes`);
-    assert.ok(fimBpb < plainBpb, `FIM ${fimBpb.toFixed(3)} vs prefix only ${plainBpb.toFixed(3)} bits per byte`);
+    t.diagnostic(`middle bits per byte: FIM ${fimBpb.toFixed(3)}, prefix only ${plainBpb.toFixed(3)}`);
+    assert.ok(fimBpb < plainBpb - 1, `FIM ${fimBpb.toFixed(3)} vs prefix only ${plainBpb.toFixed(3)} bits per byte`);
   });
 });
 

@@ -4,7 +4,9 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { PretrainConfig, SftConfig, TrainConfigError, resolveConfig } from '../train/config.ts';
+import { readJsonObject } from '../run/config-file.ts';
+import { MtpHeadConfig, PretrainConfig, SftConfig, TrainConfigError, presetPath, resolveConfig } from '../train/config.ts';
+import { pretrainingCorpusOf, trainMtpHead } from '../train/mtp-head.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
 import { ABLATIONS, type AblationName, runAblation } from '../jobs/ablations.ts';
 import { pretrain } from '../train/pretrain.ts';
@@ -94,6 +96,23 @@ export function registerTrainCommands(program: Command): void {
       if (f.data !== undefined) extra.data = f.data;
       const c = resolveConfig(SftConfig, f.config ?? 'sft-small', overrides(f, extra), f.config ?? 'preset sft-small');
       await guarded(() => sft(c, { resume: f.resume, stopAfter: f.stopAfter }));
+    });
+
+  withCommon(
+    program
+      .command('train-mtp')
+      .description('train an MTP draft head on top of a model trained without one, for speculative decoding (preset mtp-head-small by default)'),
+  )
+    .option('--from <dir>', 'the trained checkpoint (default checkpoints/small-base)')
+    .action(async (f: CommonFlags & { from?: string }) => {
+      const name = f.config ?? 'mtp-head-small';
+      const raw = readJsonObject(name.endsWith('.json') ? name : presetPath(name));
+      const from = f.from ?? String(raw.from);
+      // the head learns on the corpus its base was pretrained on, unless the config names one
+      const corpus = raw.corpus ?? pretrainingCorpusOf(from);
+      if (!corpus) throw new Error(`${from} records no pretraining corpus (pretraining.json or its run's config.json); give "corpus" in a --config file`);
+      const c = resolveConfig(MtpHeadConfig, name, overrides(f, { from, corpus }), f.config ?? 'preset mtp-head-small');
+      await guarded(() => trainMtpHead(c, { resume: f.resume, stopAfter: f.stopAfter }));
     });
 
   program

@@ -102,6 +102,21 @@ export const SftConfig = z
 
 export type SftConfig = z.output<typeof SftConfig>;
 
+export const MtpHeadConfig = z
+  .object({
+    ...common,
+    from: z.string().min(1).describe('the trained model to add a draft head to (a checkpoint directory with config.json, weights, tokenizer.json)'),
+    corpus: CorpusConfig.describe(
+      "the documents to train on: the base model's own pretraining corpus (read from its pretraining.json when omitted on the CLI)",
+    ),
+    trainDocuments: posInt.describe('corpus documents to train on'),
+    valDocuments: posInt.default(200).describe('documents of the validation set (a separate index range)'),
+  })
+  .strict()
+  .refine((c) => c.optim.warmupSteps < c.steps, { message: 'optim.warmupSteps must be below steps', path: ['optim', 'warmupSteps'] });
+
+export type MtpHeadConfig = z.output<typeof MtpHeadConfig>;
+
 const presetDir = join(dirname(fileURLToPath(import.meta.url)), 'presets');
 
 export function presetPath(name: string): string {
