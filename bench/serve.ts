@@ -9,21 +9,30 @@
  *   batching_speedup           aggregate generated tokens/s of 16 concurrent requests against the
  *                              same 16 sent one at a time (goal ≥ 4);
  *   ttft_p50_ms, ttft_p99_ms   time to first token of the 16 concurrent requests.
- *   spec_decode_speedup, mtp_acceptance: null — speculative decoding with the MTP module is not
- *                              in the engine yet.
+ *   spec_decode_speedup        tokens/s of greedy decoding with the MTP module's drafts against the
+ *                              same engine without them, one request at a time (where drafting pays:
+ *                              a step's cost hardly depends on its second token), on a trained model
+ *                              — the shipped base with a draft head from `tinyseek train-mtp`
+ *                              (--mtp-checkpoint, default runs/mtp-head-small/final) — and 8 held-out
+ *                              Countdown prompts, rounds interleaved; the outputs must be identical;
+ *   mtp_acceptance             the share of drafts the main model kept in that run.
  *
  * The model: the `small` preset (random weights, seed 0) with max_position_embeddings 4096 so a
  * 2,000-token prompt fits, the shipped tokenizer, the R1 chat template; the engine in its worker
  * with torch's default intra-op threads (stated in the output), block size 64.
  *
- * Options: --rounds N (3), --concurrent N (16), --new N (64 tokens per request in the batching test).
+ * Options: --rounds N (3), --concurrent N (16), --new N (64 tokens per request in the batching test),
+ * --mtp-checkpoint DIR.
  */
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getNumThreads } from '../src/core/index.ts';
-import { saveCheckpoint } from '../src/model/checkpoint.ts';
+import { encodeProblemPrompt, generateProblems } from '../src/data/index.ts';
+import { Engine } from '../src/engine/scheduler.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { Tokenizer } from '../src/tokenizer/index.ts';
 import { loadPreset, parseConfig } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { startServer } from '../src/server/app.ts';
@@ -95,6 +104,62 @@ async function stream(
   };
 }
 
+/** Greedy decoding of held-out Countdown prompts with and without drafts (see the header). */
+function speculative(args: string[], rounds: number): { speedup: number | null; acceptance: number | null; withDrafts: number | null; without: number | null } {
+  const i = args.indexOf('--mtp-checkpoint');
+  const dir = i >= 0 ? args[i + 1] : join(here, '..', 'runs', 'mtp-head-small', 'final');
+  if (!existsSync(join(dir, 'config.json'))) {
+    console.log(`speculative decoding: no model with a trained MTP head at ${dir} (make one with \`npx tinyseek train-mtp\`); spec figures are null`);
+    return { speedup: null, acceptance: null, withDrafts: null, without: null };
+  }
+  const model = loadCheckpoint(dir);
+  const tok = Tokenizer.load(join(dir, 'tokenizer.json'));
+  const problems = generateProblems('countdown', {
+    seed: 0,
+    split: 'heldout',
+    n: 8,
+    config: { minCount: 3, maxCount: 3, maxNumber: 20, promptFrame: 'compact' },
+  });
+  const prompts = problems.map((p) => Array.from(encodeProblemPrompt(tok, p)));
+  const greedy = { temperature: 0, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, topLogprobs: 0 };
+  const run = (speculative: boolean): { seconds: number; tokens: number; outputs: number[][]; proposed: number; accepted: number } => {
+    const engine = new Engine(model, { blockSize: 64, speculative, prefixCaching: false });
+    const outputs: number[][] = [];
+    const t0 = performance.now();
+    for (const [k, p] of prompts.entries()) {
+      engine.add({ id: String(k), prompt: p, maxTokens: 160, sampling: greedy, namespace: '', stopSequences: [[tok.special.answerClose]] });
+      const out: number[] = [];
+      while (engine.busy) for (const e of engine.step()) out.push(...e.tokens.map((t) => t.token));
+      outputs.push(out);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const s = engine.stats;
+    engine.dispose();
+    return { seconds, tokens: outputs.reduce((a, o) => a + o.length, 0), outputs, proposed: s.draftsProposed, accepted: s.draftsAccepted };
+  };
+  run(true); // warm-up
+  const ratios: number[] = [];
+  let last = { withDrafts: 0, without: 0, acceptance: 0 };
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? [true, false] : [false, true];
+    const res = new Map(order.map((sp) => [sp, run(sp)] as const));
+    const a = res.get(true)!;
+    const b = res.get(false)!;
+    if (JSON.stringify(a.outputs) !== JSON.stringify(b.outputs)) throw new Error('greedy outputs differ with and without drafts');
+    ratios.push(a.tokens / a.seconds / (b.tokens / b.seconds));
+    last = { withDrafts: a.tokens / a.seconds, without: b.tokens / b.seconds, acceptance: a.accepted / Math.max(a.proposed, 1) };
+    console.log(
+      `speculative round ${r + 1}: with drafts ${(a.tokens / a.seconds).toFixed(1)} tok/s (${a.accepted}/${a.proposed} kept), without ${(b.tokens / b.seconds).toFixed(1)} tok/s, identical outputs`,
+    );
+  }
+  return {
+    speedup: +median(ratios).toFixed(3),
+    acceptance: +last.acceptance.toFixed(3),
+    withDrafts: +last.withDrafts.toFixed(1),
+    without: +last.without.toFixed(1),
+  };
+}
+
 /** Text of about `n` tokens that no earlier round used. */
 function filler(n: number, round: number): string {
   const words: string[] = [];
@@ -158,6 +223,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
       console.log(
         `setup: preset small, max_position_embeddings 4096, block size 64, torch threads ${getNumThreads()} (engine worker: the same default), ${rounds} prefix rounds`,
       );
+      const spec = speculative(args, rounds);
       return {
         bench: 'serve',
         prompt_tokens: promptTokens,
@@ -171,8 +237,10 @@ export default async function main(args: string[]): Promise<Record<string, unkno
         concurrent: concurrent,
         ttft_p50_ms: +quantile(ttfts, 0.5).toFixed(1),
         ttft_p99_ms: +quantile(ttfts, 0.99).toFixed(1),
-        spec_decode_speedup: null,
-        mtp_acceptance: null,
+        spec_decode_speedup: spec.speedup,
+        mtp_acceptance: spec.acceptance,
+        spec_tokens_per_s: spec.withDrafts,
+        plain_tokens_per_s: spec.without,
       };
     } finally {
       await server.close();
