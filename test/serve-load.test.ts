@@ -19,8 +19,9 @@ before(async () => {
   server = await startServer({ checkpoint: ckpt, accounts: null, engine: { blockSize: 16, maxBatch: 2 }, maxQueue: 2, keepAliveMs: 30, defaultMaxTokens: 2 });
   await server.engine.ready;
 });
+let closed = false;
 after(async () => {
-  await server?.close();
+  if (!closed) await server?.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -169,5 +170,29 @@ describe('load', () => {
     assert.equal(server.engine.stats?.blocksInUse, 0);
     const grown = (process.memoryUsage().rss - rss0) / 2 ** 20;
     assert.ok(grown < 300, `rss grew ${grown.toFixed(0)} MiB`);
+  });
+});
+
+describe('shutdown', () => {
+  test('close() stops admitting (503), lets the request in flight finish, then ends', async () => {
+    const inFlight = fetch(`${server.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...valid, max_tokens: 60, stream: true }),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    for (let i = 0; i < 100 && server.inFlight() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const closing = server.close();
+    closed = true;
+    const refused = await fetch(`${server.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(valid),
+    });
+    assert.equal(refused.status, 503);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /shutting down/);
+    const done = await inFlight;
+    assert.equal(done.status, 200);
+    assert.ok(done.text.trimEnd().endsWith('data: [DONE]'));
+    await closing;
   });
 });
