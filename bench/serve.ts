@@ -196,7 +196,7 @@ export default async function main(args: string[]): Promise<Record<string, unkno
       let promptTokens = 0;
       let hitTokens = 0;
       for (let r = 0; r < rounds; r++) {
-        const text = filler(1400, r);
+        const text = filler(550, r);
         const a = await stream(server.url, text, 4, `prefix-${r}`);
         const b = await stream(server.url, text, 4, `prefix-${r}`);
         cold.push(a.ttft);

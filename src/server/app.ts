@@ -235,8 +235,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(errorBody(fail(404, `no route ${req.method} ${req.url}; the API serves POST /chat/completions, POST /beta/completions, GET /models`)));
   });
+  // replies written by respond() (hijacked streams) count themselves
+  const counted = new WeakSet<FastifyRequest>();
   app.addHook('onResponse', async (req, reply) => {
-    requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+    if (!counted.has(req)) requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
   });
 
   const authenticate = (req: FastifyRequest): KeyRow | null => {
@@ -411,6 +413,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (!reply.raw.writableFinished) ac.abort();
     });
     reply.hijack();
+    counted.add(req);
     const res = reply.raw;
     let headersSent = false;
     let waiting = true;
@@ -443,7 +446,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         head();
         res.end(JSON.stringify(body));
       }
-      requests.inc({ route: req.url, status: '200' });
+      requests.inc({ route: req.routeOptions.url ?? req.url, status: '200' });
     } catch (e) {
       const err = e instanceof ApiError ? e : fail(500, `internal error: ${(e as Error).message}`);
       if (ac.signal.aborted) return;
@@ -454,7 +457,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         res.writeHead(err.status, { 'content-type': 'application/json', ...(err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {}) });
         res.end(JSON.stringify(errorBody(err)));
       }
-      requests.inc({ route: req.url, status: String(err.status) });
+      requests.inc({ route: req.routeOptions.url ?? req.url, status: String(err.status) });
     } finally {
       clearInterval(timer);
     }
