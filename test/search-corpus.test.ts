@@ -3,6 +3,7 @@
 // drills of the traces' own equations, the compact prompt frame, document packing and its
 // context probe.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   CorpusConfig,
@@ -19,6 +20,7 @@ import {
   scoreCompletion,
 } from '../src/data/index.ts';
 import { Rng } from '../src/data/rng.ts';
+import { traceFormatOf } from '../src/run/trace-format.ts';
 import { countdownSearchTrace, lineText, searchLines } from '../src/data/corpus/countdown-search.ts';
 import { traceEquations } from '../src/data/corpus/drills.ts';
 import { multiplicationLines } from '../src/data/corpus/multiplication-steps.ts';
@@ -96,6 +98,13 @@ describe('Countdown search traces', () => {
     const c = referenceCompletion(p)!;
     assert.match(c, /^\n3, 7 \(12\) to 33:\n/, 'the reference follows the corpus default');
     assert.match(referenceCompletion(p, { compareTarget: false })!, /^\n3, 7 \(12\):\n/);
+  });
+
+  test('the probes read the trace format a checkpoint learned from its records', () => {
+    const root = join(import.meta.dirname, '..', 'checkpoints');
+    assert.deepEqual(traceFormatOf(join(root, 'small-base')), { compareTarget: false }, 'its pretraining.json predates compareTarget');
+    assert.deepEqual(traceFormatOf(join(root, 'small-r1-zero')), { compareTarget: false }, 'through r1-zero.json to its base');
+    assert.deepEqual(traceFormatOf(join(root, 'nowhere')), { compareTarget: true }, 'no record: the corpus default');
   });
 
   test('a premature claim is always caught by its check line, and the search goes on to the same answer', () => {

@@ -1,6 +1,6 @@
 /**
  * Which Countdown trace format a checkpoint was pretrained on, read from the records beside it: a
- * shipped base's `pretraining.json`, a run's `config.json` (a pretraining run holds the corpus; an
+ * shipped base's `pretraining.json`, a shipped RL model's `r1-zero.json` (its base), a run's `config.json` (a pretraining run holds the corpus; an
  * RL or SFT run names its `base`, followed in turn). The probes teacher-force reference traces in
  * the format the model learned; a record written before `corpus.search.compareTarget` existed means
  * the older format without the target in the headers.
@@ -8,7 +8,7 @@
  * It knows run directories and JSON records; not models or probes.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CorpusConfig } from '../data/index.ts';
 
 export interface TraceFormat {
@@ -49,8 +49,13 @@ export function traceFormatOf(dir: string, fallback: TraceFormat = DEFAULT_TRACE
   const shipped = readJson(join(dir, 'pretraining.json'));
   const shippedConfig = obj(shipped?.config);
   if (shippedConfig) return fromConfig(shippedConfig) ?? fallback;
+  // a shipped RL model names its base
+  const shippedRl = readJson(join(dir, 'r1-zero.json'));
+  if (typeof shippedRl?.base === 'string' && existsSync(resolve(shippedRl.base))) return traceFormatOf(resolve(shippedRl.base), fallback, depth + 1);
   // a run's checkpoint: final/ or checkpoints/step-N/ under the run directory
-  for (const runDir of [dirname(dir), dirname(dirname(dir))]) {
+  const runDirs = [basename(dir) === 'final' ? dirname(dir) : null, basename(dirname(dir)) === 'checkpoints' ? dirname(dirname(dir)) : null];
+  for (const runDir of runDirs) {
+    if (runDir === null) continue;
     const config = readJson(join(runDir, 'config.json'));
     if (!config) continue;
     const own = fromConfig(config);
