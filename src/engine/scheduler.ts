@@ -22,7 +22,7 @@
  *
  * It knows token ids, the model's forward, blocks and samplers; not text, HTTP or accounts.
  */
-import { inferenceMode, tensor, tidy } from '../core/index.ts';
+import { type Device, type Tensor, inferenceMode, tensor, tidy } from '../core/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { BlockManager, blockHash, rootHash } from './block-manager.ts';
 import { DiskCache } from './disk-cache.ts';
@@ -459,11 +459,8 @@ export class Engine {
         );
         const ids = tensor(Int32Array.from(rows.map((s) => s.tokens[s.computed])), { shape: [B, 1], dtype: 'int64', device }); // (B, 1)
         const positions = tensor(Int32Array.from(rows.map((s) => s.computed)), { shape: [B, 1], dtype: 'int64', device }); // (B, 1)
-        const pad = new Uint8Array(B * (width + 1));
-        rows.forEach((s, r) => pad.fill(1, r * (width + 1), r * (width + 1) + width - s.computed));
-        const keyPadding = tensor(pad, { shape: [B, width + 1], dtype: 'bool', device }); // (B, width + 1)
-        const padded = rows.some((s) => s.computed !== width);
-        const out = this.model.forward(ids, { startPos: width, cache, mla: 'absorbed', positions, ...(padded ? { keyPadding } : {}) });
+        const keyPadding = keyPaddingOf(rows, width, 1, device); // (B, width + 1) or undefined
+        const out = this.model.forward(ids, { startPos: width, cache, mla: 'absorbed', positions, ...(keyPadding ? { keyPadding } : {}) });
         this.pool.scatter(
           cache,
           width,
@@ -570,10 +567,7 @@ export class Engine {
         const pending = rows.map((s) => s.tokens[s.computed]);
         const ids = tensor(Int32Array.from(rows.flatMap((s, r) => [pending[r], s.draft?.token ?? pending[r]])), { shape: [B, 2], dtype: 'int64', device }); // (B, 2)
         const positions = tensor(Int32Array.from(rows.flatMap((s) => [s.computed, s.computed + 1])), { shape: [B, 2], dtype: 'int64', device }); // (B, 2)
-        const pad = new Uint8Array(B * (width + 2));
-        rows.forEach((s, r) => pad.fill(1, r * (width + 2), r * (width + 2) + width - s.computed));
-        const padded = rows.some((s) => s.computed !== width);
-        const keyPadding = padded ? tensor(pad, { shape: [B, width + 2], dtype: 'bool', device }) : undefined; // (B, width + 2)
+        const keyPadding = keyPaddingOf(rows, width, 2, device); // (B, width + 2) or undefined
         const out = this.model.forward(ids, { startPos: width, cache, mla: 'absorbed', positions, ...(keyPadding ? { keyPadding } : {}) });
         const all = out.logits.float().toTypedArray() as Float32Array; // (B·2·V)
         const next = new Int32Array(B * 2);
@@ -658,4 +652,13 @@ export class Engine {
     const f = c?.complete ? { reason: 'stop' as const } : s.stop.check(s.generated);
     if (f) this.finish(this.running.indexOf(s), f.reason);
   }
+}
+
+/** The key padding of rows right-aligned to `width` cached columns plus `extra` new ones (true on pads), or undefined when no row is padded. */
+function keyPaddingOf(rows: readonly { computed: number }[], width: number, extra: number, device: Device): Tensor | undefined {
+  if (rows.every((s) => s.computed === width)) return undefined;
+  const cols = width + extra;
+  const pad = new Uint8Array(rows.length * cols);
+  rows.forEach((s, r) => pad.fill(1, r * cols, r * cols + width - s.computed));
+  return tensor(pad, { shape: [rows.length, cols], dtype: 'bool', device }); // (B, cols)
 }
