@@ -61,3 +61,28 @@ export function detectSelfCheck(completion: string): SelfCheck {
   const revises = REVISE.some((r) => r.test(text));
   return { checks, revises, any: checks || revises };
 }
+
+export interface SelfCheckSpan {
+  /** UTF-16 offsets into the completion, end exclusive. */
+  start: number;
+  end: number;
+  kind: 'check' | 'revise';
+}
+
+/**
+ * Where the phrases that make a completion self-checking stand (the same rules as detectSelfCheck,
+ * in its reasoning part only), in order and without overlaps: what a viewer highlights.
+ */
+export function selfCheckSpans(completion: string): SelfCheckSpan[] {
+  const text = reasoningOf(completion);
+  const found: SelfCheckSpan[] = [];
+  for (const [kind, rules] of [
+    ['check', CHECK],
+    ['revise', REVISE],
+  ] as const)
+    for (const r of rules) for (const m of text.matchAll(new RegExp(r.source, 'gi'))) found.push({ start: m.index, end: m.index + m[0].length, kind });
+  found.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: SelfCheckSpan[] = [];
+  for (const s of found) if (!out.length || s.start >= out[out.length - 1].end) out.push(s);
+  return out;
+}

@@ -42,6 +42,7 @@ import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, 
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from './logprobs.ts';
 import { parseRewardWeights } from './rewards.ts';
 import { type Rollout, concatRollouts, rollout, selectGroups } from './rollout.ts';
+import { detectSelfCheck } from './selfcheck.ts';
 
 export const RL_CHARTS: ChartSpec[] = [
   {
@@ -114,6 +115,9 @@ export interface RlResult {
   elapsed: number;
   lastCheckpoint: string | null;
 }
+
+/** Held-out completions written to samples.jsonl at each evaluation (the runs dashboard's side-by-side). */
+const HELDOUT_SAMPLES = 2;
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 const std = (xs: readonly number[]): number => {
@@ -440,9 +444,23 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
           temperature: 0,
           maxNewTokens: c.maxNewTokens,
           seed: c.seed,
-          examples: 0,
+          examples: HELDOUT_SAMPLES,
         });
         model.train(true);
+        // the same held-out problems at every evaluation (same seed): what the run learned, side by side
+        r.examples.forEach((x, index) =>
+          sink.sample({
+            step,
+            heldout: true,
+            index,
+            problem: JSON.stringify(x.problem),
+            reference: x.reference,
+            completion: x.completion,
+            reward: x.reward,
+            correct: x.reward === 1,
+            self_check: detectSelfCheck(x.completion).any,
+          }),
+        );
         sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
         return { heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens };
       },
