@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(g++ make python3 libtorch-dev libopenblas0-pthread)
+# chromium: the headless browser the web page tests drive (playwright-core)
+pkgs=(g++ make python3 libtorch-dev libopenblas0-pthread chromium)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch); fi
 
 missing=()

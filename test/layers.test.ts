@@ -78,3 +78,13 @@ test('the check sees an upward import', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('the web pages (web/) import only each other and npm packages: browser code, no server modules', () => {
+  const WEB = path.join(import.meta.dirname, '..', 'web');
+  const bad: string[] = [];
+  for (const file of sourceFiles(WEB))
+    for (const spec of importsOf(file))
+      if (!spec.startsWith('./') || spec.includes('/..') || spec.slice(2).includes('/')) bad.push(`${path.basename(file)} → ${spec}`);
+  assert.deepEqual(bad, []);
+  assert.ok(sourceFiles(WEB).length >= 3);
+});

@@ -6,6 +6,7 @@
  *   tinyseek serve [--checkpoint DIR] [--host 127.0.0.1] [--port 8000] [--no-auth] [--prices FILE]
  *   tinyseek keys create --name N [--balance 10] | keys list | keys revoke ID | keys top-up ID AMOUNT
  *   tinyseek usage [--key ID] [--limit N]
+ *   tinyseek runs [--runs-dir runs] [--host 127.0.0.1] [--port 8001]   the runs dashboard alone
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,6 +16,7 @@ import { InvalidArgumentError } from 'commander';
 import { readJsonObject } from '../run/config-file.ts';
 import { Accounts, PriceTable } from '../server/accounts.ts';
 import { startServer } from '../server/app.ts';
+import { startRunsServer } from '../server/web.ts';
 
 const CHECKPOINTS = join(fileURLToPath(import.meta.url), '..', '..', '..', 'checkpoints');
 
@@ -58,6 +60,7 @@ interface ServeOptions {
   diskBudgetMb: number;
   threads: number;
   device: string;
+  runsDir: string;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -77,6 +80,7 @@ export function registerServeCommands(program: Command): void {
     .option('--disk-budget-mb <n>', 'prefix cache on disk, MB', int, 1024)
     .option('--threads <n>', 'torch threads of the engine (0: default)', int, 0)
     .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--runs-dir <dir>', 'runs the dashboard at /runs shows', 'runs')
     .action(async (o: ServeOptions) => {
       if (o.device !== 'cpu' && o.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got ${o.device}`);
       const checkpoint = resolve(o.checkpoint ?? defaultServedCheckpoint());
@@ -91,6 +95,7 @@ export function registerServeCommands(program: Command): void {
         device: o.device,
         threads: o.threads,
         maxQueue: o.maxQueue,
+        runsDir: resolve(o.runsDir),
         engine: {
           maxBatch: o.maxBatch,
           blockSize: o.blockSize,
@@ -102,6 +107,7 @@ export function registerServeCommands(program: Command): void {
       const info = await server.engine.ready;
       const auth = accounts ? ' -H "Authorization: Bearer $TINYSEEK_API_KEY"' : '';
       console.log(`tinyseek serve: ${checkpoint} (${(info.parameters / 1e6).toFixed(1)}M parameters) at ${server.url}`);
+      console.log(`  chat: ${server.url}/   runs dashboard: ${server.url}/runs (${resolve(o.runsDir)})`);
       if (created) console.log(`no API key existed: created one with balance 10 (shown once): ${created}\n  export TINYSEEK_API_KEY=${created}`);
       console.log(
         `  curl ${server.url}/chat/completions -H "Content-Type: application/json"${auth} -d '{"model": "${checkpoint.split('/').pop()}", "messages": [{"role": "user", "content": "Using the numbers [3, 7, 12], create an equation that equals 33."}]}'`,
@@ -159,6 +165,22 @@ export function registerServeCommands(program: Command): void {
       a.topUp(row.id, amount(value));
       console.log(`key ${id}: balance ${a.row(row.id)!.balance}`);
       a.close();
+    });
+
+  program
+    .command('runs')
+    .description('serve the runs dashboard alone (live curves and samples of training and RL runs), with no model loaded')
+    .option('--runs-dir <dir>', 'the runs to show', 'runs')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free one)', int, 8001)
+    .action(async (o: { runsDir: string; host: string; port: number }) => {
+      const dir = resolve(o.runsDir);
+      if (!existsSync(dir)) console.log(`tinyseek runs: ${dir} does not exist yet; runs appear as they start`);
+      const server = await startRunsServer({ runsDir: dir, host: o.host, port: o.port });
+      console.log(`tinyseek runs: ${dir} at ${server.url}/runs`);
+      const stop = (): void => void server.close().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
     });
 
   program

@@ -8,6 +8,7 @@
  *                                                   message with "prefix": true)
  *   POST /beta/completions                         prompt (+ suffix for FIM), echo, logprobs
  *   GET  /models, /v1/models, /user/balance, /health, /metrics
+ *   GET  /, /runs                                  the chat page and the runs dashboard (web.ts)
  *
  * Errors are `{"error": {"message", "type", "code"}}` with DeepSeek's statuses: 400 invalid format,
  * 401 authentication, 402 balance, 422 parameters, 429 rate (per key), 500, 503 overloaded (both with
@@ -28,10 +29,11 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineEvent, EngineFinish, EngineOptions } from '../engine/scheduler.ts';
 import type { RowChoice } from '../engine/row-sampler.ts';
 import { ReasoningStream, Tokenizer } from '../tokenizer/index.ts';
-import { type Accounts, type KeyRow, costOf } from './accounts.ts';
+import { type Accounts, type KeyRow, PriceTable, costOf } from './accounts.ts';
 import { ChatFormat, TagStripper } from './chat-format.ts';
 import { EngineClient } from './engine-client.ts';
 import { ChatRequest, CompletionRequest, schemaError } from './schemas.ts';
+import { registerWeb } from './web.ts';
 import type { WireRequest } from './worker-protocol.ts';
 import { join } from 'node:path';
 
@@ -55,6 +57,10 @@ export interface ServerOptions {
   keepAliveMs?: number;
   /** max_tokens when a request gives none (capped by the context left). */
   defaultMaxTokens?: number;
+  /** The runs dashboard's folder (GET /runs); null: no dashboard. Default: none. */
+  runsDir?: string | null;
+  /** Prices shown by GET /models and the chat page (default: the accounts' table, else the V3 launch prices). */
+  prices?: PriceTable;
   log?: boolean;
 }
 
@@ -185,6 +191,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const maxPerKey = o.maxPerKey ?? 32;
   const keepAliveMs = o.keepAliveMs ?? 5000;
   const defaultMaxTokens = o.defaultMaxTokens ?? 512;
+  const prices = o.prices ?? o.accounts?.prices ?? PriceTable.parse({});
   let loading = true;
   let closing = false;
   const inFlight = new Map<string, number>(); // key → requests in the server
@@ -233,7 +240,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     reply.code(e.status).send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody(fail(404, `no route ${req.method} ${req.url}; the API serves POST /chat/completions, POST /beta/completions, GET /models`)));
+    reply
+      .code(404)
+      .send(
+        errorBody(
+          fail(404, `no route ${req.method} ${req.url}; the API serves POST /chat/completions, POST /beta/completions, GET /models; the chat page is GET /`),
+        ),
+      );
   });
   // replies written by respond() (hijacked streams) count themselves
   const counted = new WeakSet<FastifyRequest>();
@@ -631,7 +644,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const models = async (req: FastifyRequest): Promise<object> => {
     authenticate(req);
-    return { object: 'list', data: [{ id: modelId, object: 'model', owned_by: 'tinyseek' }] };
+    // pricing: per 1M tokens, as DeepSeek's pricing page lists it (a tinyseek extension of the model object)
+    const pricing = {
+      currency: prices.currency,
+      prompt_cache_hit: prices.cacheHitPerMillion,
+      prompt_cache_miss: prices.cacheMissPerMillion,
+      completion: prices.outputPerMillion,
+    };
+    return { object: 'list', data: [{ id: modelId, object: 'model', owned_by: 'tinyseek', pricing }] };
   };
 
   app.post('/chat/completions', chat);
@@ -662,6 +682,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
+  registerWeb(app, { runsDir: o.runsDir ?? null, chat: true, guard: (req) => void authenticate(req) });
 
   const address = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   engine.ready.then(
