@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Screenshots of the web pages for the README: the chat page answering a Countdown problem with the
  * shipped reasoning model (its thinking collapsed, then opened), and the runs dashboard on a real
@@ -37,7 +38,7 @@ try {
   const settings = JSON.stringify({ temperature: 0, top_p: 1, max_tokens: 400, seed: 1, theme: 'light' });
   await page.addInitScript({ content: `localStorage.getItem('tinyseek.settings') || localStorage.setItem('tinyseek.settings', ${JSON.stringify(settings)});` });
   await page.goto(`${server.url}/`);
-  await page.fill('#input', 'Using the numbers [4, 9, 15], create an equation that equals 21.');
+  await page.fill('#input', 'Using the numbers [3, 7, 12], create an equation that equals 33.');
   await page.keyboard.press('Enter');
   await page.waitForSelector('.message.assistant[data-state="done"]', { timeout: 120_000 });
   await page.click('.message.assistant .thinking summary'); // open the collapsed thinking
@@ -50,6 +51,14 @@ try {
   await runs.waitForTimeout(2500); // samples arrive on their own poll
   await runs.screenshot({ path: join(out, 'runs.png') });
   console.log(`wrote ${join(out, 'runs.png')}`);
+  await runs.evaluate(() => {
+    const box = document.querySelector('.scroll');
+    const at = document.getElementById('compare');
+    if (box && at) box.scrollTop = at.offsetTop - 12;
+  });
+  await runs.setViewportSize({ width: 1280, height: 1100 });
+  await runs.screenshot({ path: join(out, 'runs-samples.png') });
+  console.log(`wrote ${join(out, 'runs-samples.png')}`);
 } finally {
   await browser.close();
   await server.close();

@@ -49,6 +49,13 @@ describe('tinyseek serve with the openai client', () => {
       models.data.map((m) => m.id),
       ['tiny-chat'],
     );
+    // tinyseek's extension: the prices per 1M tokens, which the chat page shows costs at
+    assert.deepEqual((models.data[0] as unknown as { pricing: object }).pricing, {
+      currency: 'CNY',
+      prompt_cache_hit: 0.5,
+      prompt_cache_miss: 2,
+      completion: 8,
+    });
     const h = (await (await fetch(`${server.url}/health`)).json()) as { status: string };
     assert.equal(h.status, 'ok');
   });

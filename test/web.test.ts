@@ -291,7 +291,9 @@ describe('the runs dashboard', () => {
     const [s1, list] = await get('list');
     assert.equal(s1, 200);
     const demo = (list.runs as { name: string; kind: string; steps: number; step: number }[]).find((r) => r.name === 'demo');
-    const lines = readFileSync(join(runsDir, 'demo', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    const lines = readFileSync(join(runsDir, 'demo', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
     assert.deepEqual([demo?.kind, demo?.steps, demo?.step], ['rl', 10, JSON.parse(lines[lines.length - 1]).step]);
     const [, m1] = await get('metrics?run=demo&offset=0');
     assert.equal((m1.records as unknown[]).length, lines.length);

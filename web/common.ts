@@ -56,7 +56,7 @@ export async function errorMessage(res: Response): Promise<string> {
   try {
     const body: unknown = await res.json();
     const m = (body as { error?: { message?: unknown } })?.error?.message;
-    if (typeof m === 'string') return res.status === 401 ? `${m} — set the API key under Settings` : m;
+    if (typeof m === 'string') return res.status === 401 ? `${m} — set the API key under Settings on the chat page (/)` : m;
   } catch {
     // not JSON
   }

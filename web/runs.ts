@@ -270,7 +270,9 @@ function problemText(p: string | undefined): string {
   if (!p) return '';
   try {
     const v = JSON.parse(p) as Record<string, unknown>;
-    if (Array.isArray(v.numbers) && v.target !== undefined) return `numbers ${JSON.stringify(v.numbers)} → ${String(v.target)}`;
+    const nums = v.nums ?? v.numbers;
+    if (Array.isArray(nums) && v.target !== undefined) return `numbers ${JSON.stringify(nums)} → ${String(v.target)}`;
+    if (typeof v.a === 'number' && typeof v.b === 'number') return `${v.a} × ${v.b}`;
     if (typeof v.question === 'string') return v.question;
   } catch {
     // not JSON: show as is
@@ -320,12 +322,12 @@ function renderSamples(): void {
     if (k !== null && typeof s.step === 'number') groups.set(k, [...(groups.get(k) ?? []), s]);
   }
   let shown = 0;
-  for (const [key, g] of groups) {
+  for (const g of groups.values()) {
     const sorted = [...g].sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
     const first = sorted[0];
     const last = sorted[sorted.length - 1];
     if (first.step === last.step) continue;
-    body.append(sampleCard(first, `${key}, first`), sampleCard(last, `${key}, last`));
+    body.append(sampleCard(first, 'first evaluation'), sampleCard(last, 'last evaluation'));
     if (++shown === 2) break;
   }
   if (shown === 0)
