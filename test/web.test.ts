@@ -317,6 +317,22 @@ describe('the runs dashboard', () => {
       assert.equal(((await anon.json()) as { error: { code: string } }).error.code, 'invalid_api_key');
       assert.equal((await fetch(`${srv.url}/runs/api/list`, { headers: { authorization: `Bearer ${key}` } })).status, 200);
       assert.equal((await fetch(`${srv.url}/runs`)).status, 200, 'the page itself is public; it sends the key from its settings');
+      // the chat page says what to do without a key, and works with the one set in its settings
+      const page = await browser.newPage();
+      try {
+        await page.goto(`${srv.url}/`);
+        await page.waitForSelector('#status:not([hidden])');
+        assert.match((await page.locator('#status').textContent()) ?? '', /API key.*Settings/);
+        await page.click('#settings-button');
+        await page.fill('input[name="apiKey"]', key);
+        await page.click('#settings-dialog button[value="save"]');
+        await page.waitForFunction(() => (document.getElementById('model') as HTMLSelectElement).options.length === 1);
+        assert.equal(await page.locator('#status').isHidden(), true);
+        await page.goto(`${srv.url}/runs`);
+        await page.waitForSelector('#runs button[data-run="demo"]');
+      } finally {
+        await page.close();
+      }
     } finally {
       await srv.close();
     }

@@ -128,20 +128,14 @@ export function registerWeb(app: FastifyInstance, o: WebOptions): void {
     guard(req);
     return { root: runs.root, runs: runs.list() };
   });
-  app.get('/runs/api/metrics', async (req) => {
-    guard(req);
-    const q = req.query as Record<string, unknown>;
-    const name = runOf(q);
-    const offset = offsetOf(q);
-    return lookup(() => runs.metrics(name, offset));
-  });
-  app.get('/runs/api/samples', async (req) => {
-    guard(req);
-    const q = req.query as Record<string, unknown>;
-    const name = runOf(q);
-    const offset = offsetOf(q);
-    return lookup(() => runs.samples(name, offset));
-  });
+  for (const file of ['metrics', 'samples'] as const)
+    app.get(`/runs/api/${file}`, async (req) => {
+      guard(req);
+      const q = req.query as Record<string, unknown>;
+      const name = runOf(q);
+      const offset = offsetOf(q);
+      return lookup(() => (file === 'metrics' ? runs.metrics(name, offset) : runs.samples(name, offset)));
+    });
   app.get('/runs/api/config', async (req) => {
     guard(req);
     const name = runOf(req.query as Record<string, unknown>);
