@@ -14,6 +14,7 @@ import { registerTrainCommands } from './train.ts';
 import { registerEvalCommands } from './eval.ts';
 import { registerRlCommands } from './rl.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerDistillCommands } from './distill.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -154,6 +155,7 @@ registerDataCommands(program);
 registerTrainCommands(program);
 registerEvalCommands(program);
 registerRlCommands(program);
+registerDistillCommands(program);
 registerServeCommands(program);
 
 /** The first argument names a command unless it is an option: an unknown name is an error, not the default command's argument. */

@@ -111,6 +111,7 @@ export {
 } from './pack.ts';
 export {
   encodeSftExample,
+  encodeR1ZeroExample,
   sftBatch,
   SftLoader,
   conversationFromCompletion,

@@ -19,6 +19,8 @@ import type { SeedPart } from './rng.ts';
 import { type ChatMessage, type EncodeChatOptions, encodeChat } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { THINK_CLOSE } from './answer.ts';
+import { encodeText } from './encode.ts';
+import { encodeProblemPrompt } from './rl.ts';
 import { instructionOf, questionOf } from './tasks/index.ts';
 import type { Problem } from './tasks/types.ts';
 
@@ -47,6 +49,23 @@ export function conversationFromCompletion(problem: Problem, completion: string)
     { role: 'user', content: `${questionOf(problem)} ${instructionOf(problem)}` },
     { role: 'assistant', content, reasoning_content: reasoning },
   ];
+}
+
+/**
+ * A problem and a completion in the R1-Zero format as one SFT example: the problem's R1-Zero prompt
+ * ([BOS] + prompt, ending in <think>; mask 0) followed by the completion and EOS (mask 1) — the
+ * format `tinyseek eval` and GRPO prompt with, so a student trained on it is measured as the RL
+ * models are.
+ */
+export function encodeR1ZeroExample(tok: Tokenizer, problem: Problem, completion: string): SftExample {
+  const prompt = encodeProblemPrompt(tok, problem);
+  const body = [...encodeText(tok, completion), tok.special.eos];
+  const ids = new Int32Array(prompt.length + body.length);
+  ids.set(prompt);
+  ids.set(body, prompt.length);
+  const mask = new Uint8Array(ids.length);
+  mask.fill(1, prompt.length);
+  return { ids, mask };
 }
 
 export interface SftBatch {
@@ -105,13 +124,14 @@ export class SftLoader {
   readonly unlearnable: number[] = [];
   private readonly it: EpochIterator<SftExample>;
 
+  /** Conversations are encoded with the chat template; already encoded examples are taken as they are. */
   constructor(
     tok: Tokenizer,
-    conversations: readonly (readonly ChatMessage[])[],
+    conversations: readonly (readonly ChatMessage[] | SftExample)[],
     private readonly o: SftLoaderOptions,
   ) {
-    conversations.forEach((messages, i) => {
-      const e = encodeSftExample(tok, messages, o);
+    conversations.forEach((item, i) => {
+      const e = 'ids' in item ? item : encodeSftExample(tok, item, o);
       if (!e.mask.some((m, t) => m === 1 && t > 0)) {
         this.unlearnable.push(i);
         return;

@@ -10,3 +10,16 @@ export { copyProbe, restatement, type CopyProbe } from './copy-probe.ts';
 export { arithProbe, formatArithProbe, wholeByOp, PROBE_OPS, type ArithProbe, type ArithProbeOptions, type ProbeFigures, type ProbeOp } from './arith-probe.ts';
 export { stopProbe, formatStopProbe, STOP_LINE, type StopProbe, type StopFigures } from './stop-probe.ts';
 export { searchOutcome, searchOutcomes, formatSearchOutcomes, SEARCH_OUTCOMES, type SearchOutcome } from './search-outcomes.ts';
+export {
+  rejectionSample,
+  rejectionOf,
+  isRepetitive,
+  falseSteps,
+  noRejections,
+  REJECTIONS,
+  type Rejection,
+  type RejectionBatch,
+  type RejectionOptions,
+  type KeptTrace,
+  type Candidate,
+} from './rejection.ts';

@@ -95,6 +95,12 @@ export const SftConfig = z
       .union([z.literal('corpus'), z.string().min(1)])
       .describe("'corpus': conversations built from the corpus's correct, self-checked solutions; or a JSONL file of {messages: [...]}"),
     examples: posInt.default(4000).describe("'corpus' data: conversations to build"),
+    template: z
+      .enum(['r1', 'r1-zero'])
+      .default('r1')
+      .describe(
+        "r1: DeepSeek-R1's chat template (reasoning in the think block); r1-zero: the R1-Zero prompt and completion (lines with problem and completion, as tinyseek distill writes), the format tinyseek eval and GRPO use",
+      ),
     valFraction: z.number().gt(0).lt(1).default(0.05),
   })
   .strict()

@@ -18,9 +18,14 @@ import {
   Rng,
   SftLoader,
   type IteratorState,
+  type Problem,
+  type PromptFrame,
   type SftExample,
+  TASK_NAMES,
+  type TaskName,
   conversationFromCompletion,
   corpusDocument,
+  encodeR1ZeroExample,
   encodeSftExample,
   parseCorpusConfig,
   parseJsonLines,
@@ -41,47 +46,86 @@ import { openRunSink } from '../run/run-sink.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
-/** Reads conversations from JSONL; any malformed line is an error naming it. */
-export async function readConversations(file: string): Promise<ChatMessage[][]> {
-  const out: ChatMessage[][] = [];
-  for await (const line of parseJsonLines(file)) {
-    if (!line.ok) throw new Error(`${file}:${line.row}: ${line.error}`);
-    const v = line.value as { messages?: unknown };
-    if (!v || typeof v !== 'object' || !Array.isArray(v.messages) || v.messages.length === 0) {
-      throw new Error(`${file}:${line.row}: expected {"messages": [{"role": …, "content": …}, …]}`);
-    }
-    const messages: ChatMessage[] = v.messages.map((m: unknown, i: number) => {
-      const msg = m as { role?: unknown; content?: unknown; reasoning_content?: unknown };
-      if (typeof msg.role !== 'string' || !ROLES.has(msg.role) || typeof msg.content !== 'string') {
-        throw new Error(`${file}:${line.row}: message ${i} needs a role (system, user or assistant) and a string content`);
-      }
-      if (msg.reasoning_content !== undefined && typeof msg.reasoning_content !== 'string') {
-        throw new Error(`${file}:${line.row}: message ${i}: reasoning_content must be a string`);
-      }
-      return {
-        role: msg.role as ChatMessage['role'],
-        content: msg.content,
-        ...(msg.reasoning_content !== undefined ? { reasoning_content: msg.reasoning_content } : {}),
-      };
-    });
-    out.push(messages);
-  }
-  if (out.length === 0) throw new Error(`${file}: no conversation found`);
-  return out;
+/** What an SFT set holds: conversations for the chat template, or R1-Zero examples already encoded. */
+export type SftItem = ChatMessage[] | SftExample;
+
+export interface SftSet {
+  items: SftItem[];
+  /** The R1-Zero prompt frame of the examples (template r1-zero), for the trained model's chat.json. */
+  frame: PromptFrame | null;
 }
 
-/** Conversations from the corpus's right, worked solutions (documents 2e9 + i: none was pretrained on). */
-export function corpusConversations(n: number, seed: number): ChatMessage[][] {
+function messagesOf(file: string, row: number, raw: unknown[]): ChatMessage[] {
+  return raw.map((m: unknown, i: number) => {
+    const msg = m as { role?: unknown; content?: unknown; reasoning_content?: unknown };
+    if (typeof msg.role !== 'string' || !ROLES.has(msg.role) || typeof msg.content !== 'string') {
+      throw new Error(`${file}:${row}: message ${i} needs a role (system, user or assistant) and a string content`);
+    }
+    if (msg.reasoning_content !== undefined && typeof msg.reasoning_content !== 'string') {
+      throw new Error(`${file}:${row}: message ${i}: reasoning_content must be a string`);
+    }
+    return {
+      role: msg.role as ChatMessage['role'],
+      content: msg.content,
+      ...(msg.reasoning_content !== undefined ? { reasoning_content: msg.reasoning_content } : {}),
+    };
+  });
+}
+
+/**
+ * Reads an SFT set from JSONL; any malformed line is an error naming it. A line is
+ * {"messages": [{role, content, reasoning_content?}, …]} (a conversation), or {"problem": {task, …},
+ * "completion": "…"} (a completion in the R1-Zero format, as `tinyseek distill` writes; it may carry
+ * "messages" too). Template 'r1' trains on conversations (a problem line becomes one, its reasoning
+ * in the think block); 'r1-zero' on problem and completion in the R1-Zero prompt format.
+ */
+export async function readSftFile(file: string, tok: Tokenizer, template: 'r1' | 'r1-zero' = 'r1'): Promise<SftSet> {
+  const out: SftItem[] = [];
+  let frame: PromptFrame | null = null;
+  for await (const line of parseJsonLines(file)) {
+    if (!line.ok) throw new Error(`${file}:${line.row}: ${line.error}`);
+    const v = line.value as { messages?: unknown; problem?: unknown; completion?: unknown };
+    const hasProblem = !!v && typeof v === 'object' && v.problem !== undefined;
+    if (hasProblem) {
+      const p = v.problem as { task?: unknown };
+      if (!p || typeof p !== 'object' || !TASK_NAMES.includes(p.task as TaskName) || typeof v.completion !== 'string')
+        throw new Error(
+          `${file}:${line.row}: a problem line needs "problem": {"task": ${TASK_NAMES.map((t) => `"${t}"`).join(' | ')}, …} and a string "completion"`,
+        );
+    }
+    if (template === 'r1-zero') {
+      if (!hasProblem)
+        throw new Error(
+          `${file}:${line.row}: template "r1-zero" needs {"problem": …, "completion": …} lines (tinyseek distill writes them); a file of conversations trains with template "r1"`,
+        );
+      const p = v.problem as Problem;
+      const f = ('promptFrame' in p ? p.promptFrame : undefined) ?? 'tinyzero';
+      if (frame !== null && f !== frame)
+        throw new Error(`${file}:${line.row}: prompt frame "${f}" after "${frame}": a model learns one R1-Zero prompt frame; keep one per file`);
+      frame = f;
+      out.push(encodeR1ZeroExample(tok, p, v.completion as string));
+      continue;
+    }
+    if (Array.isArray(v?.messages) && v.messages.length > 0) out.push(messagesOf(file, line.row, v.messages));
+    else if (hasProblem) out.push(conversationFromCompletion(v.problem as Problem, v.completion as string));
+    else throw new Error(`${file}:${line.row}: expected {"messages": [{"role": …, "content": …}, …]} or {"problem": …, "completion": …}`);
+  }
+  if (out.length === 0) throw new Error(`${file}: no conversation found`);
+  return { items: out, frame };
+}
+
+/** The corpus's right, worked solutions (documents 2e9 + i: none was pretrained on), as SFT items in a template. */
+export function corpusItems(n: number, seed: number, tok: Tokenizer, template: 'r1' | 'r1-zero'): SftSet {
   const c = parseCorpusConfig({ seed });
-  const out: ChatMessage[][] = [];
+  const out: SftItem[] = [];
   for (let i = 0; out.length < n && i < n * 50; i++) {
     const d = corpusDocument(c, 2_000_000_000 + i);
     if (!d.problem || d.kind !== 'task') continue;
     if (rewardOf(d.completion, d.problem) !== 1) continue;
-    out.push(conversationFromCompletion(d.problem, d.completion));
+    out.push(template === 'r1-zero' ? encodeR1ZeroExample(tok, d.problem, d.completion) : conversationFromCompletion(d.problem, d.completion));
   }
   if (out.length < n) throw new Error(`the corpus gave ${out.length} right solutions of the ${n} asked for`);
-  return out;
+  return { items: out, frame: template === 'r1-zero' ? 'tinyzero' : null };
 }
 
 function validateSft(
@@ -126,7 +170,8 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   const tok = Tokenizer.load(tokFile);
   const model = loadCheckpoint(c.from);
   model.train();
-  const conversations = c.data === 'corpus' ? corpusConversations(c.examples, c.seed) : await readConversations(c.data);
+  const set = c.data === 'corpus' ? corpusItems(c.examples, c.seed, tok, c.template) : await readSftFile(c.data, tok, c.template);
+  const conversations = set.items;
 
   // A fixed, seeded share of the conversations is held out for validation.
   const rng = new Rng(c.seed, 'sft-split');
@@ -134,7 +179,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   const nVal = Math.max(1, Math.round(conversations.length * c.valFraction));
   while (valIdx.size < Math.min(nVal, conversations.length - 1)) valIdx.add(rng.int(0, conversations.length - 1));
   const trainConvs = conversations.filter((_, i) => !valIdx.has(i));
-  const valExamples = conversations.filter((_, i) => valIdx.has(i)).map((m) => encodeSftExample(tok, m));
+  const valExamples = conversations.filter((_, i) => valIdx.has(i)).map((m) => ('ids' in m ? m : encodeSftExample(tok, m)));
 
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
@@ -195,7 +240,8 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   } finally {
     sink.close();
   }
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, { template: 'r1' }) : null;
+  const chat = c.template === 'r1-zero' ? { template: 'r1-zero', frame: set.frame ?? 'tinyzero' } : { template: 'r1' };
+  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }

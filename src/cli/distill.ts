@@ -1,0 +1,93 @@
+/**
+ * `tinyseek distill`: rejection sampling from a teacher, then SFT of a student on the kept traces
+ * (jobs/distill.ts). A JSON config file (optional) with flags on top, validated once; `--resume`
+ * continues an interrupted run.
+ *
+ *   tinyseek distill --teacher DIR --student DIR [--name N] [--prompts 2000] [--samples 4] [--steps 300]
+ */
+import type { Command } from 'commander';
+import { readJsonObject } from '../run/config-file.ts';
+import { DistillConfig, distill } from '../jobs/distill.ts';
+import { TrainConfigError } from '../train/config.ts';
+import { guarded, positiveInt, positiveNumber } from './train.ts';
+
+interface DistillFlags {
+  config?: string;
+  teacher?: string;
+  student?: string;
+  name?: string;
+  runsDir?: string;
+  task?: string;
+  taskConfig?: string;
+  prompts?: number;
+  samples?: number;
+  keepPerPrompt?: number;
+  temperature?: number;
+  maxNewTokens?: number;
+  template?: string;
+  steps?: number;
+  lr?: number;
+  evalProblems?: number;
+  seed?: number;
+  resume?: boolean;
+  stopAfter?: number;
+}
+
+export function registerDistillCommands(program: Command): void {
+  program
+    .command('distill')
+    .description("distil a reasoning teacher into a student: rejection sampling of the teacher's correct traces, then SFT of the student on them (R1's recipe)")
+    .option('--config <file>', 'JSON config (the fields of DistillConfig); flags override it')
+    .option('--teacher <dir>', 'the reasoning model that writes the traces')
+    .option('--student <dir>', 'the checkpoint to fine-tune on them')
+    .option('--name <name>', 'run name: <runs-dir>/<name> (SFT) and <runs-dir>/<name>-traces (sampling)')
+    .option('--runs-dir <dir>', 'where runs live')
+    .option('--task <name>', 'countdown | multiplication | wordproblems')
+    .option('--task-config <json>', "the task generator's settings, e.g. '{\"maxNumber\":20}'")
+    .option('--prompts <n>', 'train problems the teacher samples on', positiveInt)
+    .option('--samples <K>', 'completions per prompt', positiveInt)
+    .option('--keep-per-prompt <n>', 'most traces kept per prompt', positiveInt)
+    .option('--temperature <t>', 'teacher sampling temperature', positiveNumber)
+    .option('--max-new-tokens <n>', 'most tokens per completion', positiveInt)
+    .option('--template <t>', 'r1-zero (the R1-Zero prompt format, default) | r1 (DeepSeek-R1 chat template)')
+    .option('--steps <n>', 'SFT optimizer steps', positiveInt)
+    .option('--lr <x>', 'SFT peak learning rate', positiveNumber)
+    .option('--eval-problems <n>', 'held-out problems for the student after SFT (0: none)', (v) => Number(v))
+    .option('--seed <n>', 'seed', (v) => Number(v))
+    .option('--resume', 'continue an interrupted run')
+    .option('--stop-after <steps>', 'SFT: train this many steps, checkpoint and stop (continue with --resume)', positiveInt)
+    .action(async (f: DistillFlags) => {
+      const base = f.config ? readJsonObject(f.config, 'the distill config') : {};
+      const o: Record<string, unknown> = { ...base };
+      const set = (k: string, v: unknown): void => {
+        if (v !== undefined) o[k] = v;
+      };
+      set('teacher', f.teacher);
+      set('student', f.student);
+      set('name', f.name);
+      set('runsDir', f.runsDir);
+      set('task', f.task);
+      if (f.taskConfig !== undefined) {
+        try {
+          o.taskConfig = JSON.parse(f.taskConfig);
+        } catch (e) {
+          throw new Error(`--task-config: not JSON (${(e as Error).message}); pass an object such as '{"maxNumber":20}'`);
+        }
+      }
+      set('prompts', f.prompts);
+      set('samples', f.samples);
+      set('keepPerPrompt', f.keepPerPrompt);
+      set('temperature', f.temperature);
+      set('maxNewTokens', f.maxNewTokens);
+      set('template', f.template);
+      set('evalProblems', f.evalProblems);
+      set('seed', f.seed);
+      const sftOver: Record<string, unknown> = { ...((base.sft as Record<string, unknown>) ?? {}) };
+      if (f.steps !== undefined) sftOver.steps = f.steps;
+      if (f.lr !== undefined) sftOver.optim = { ...((sftOver.optim as object) ?? {}), lr: f.lr };
+      o.sft = sftOver;
+      const r = DistillConfig.safeParse(o);
+      if (!r.success) throw new TrainConfigError(f.config ?? 'tinyseek distill flags', r.error.issues);
+      await guarded(() => distill(r.data, { resume: f.resume, stopAfter: f.stopAfter }));
+    });
+}

@@ -1,0 +1,279 @@
+/**
+ * `tinyseek distill`: DeepSeek-R1's distillation — a reasoning teacher's correct traces, found by
+ * rejection sampling, become the SFT set of a student (R1 distilled its small models by SFT only).
+ * Two runs, side by side under the runs directory:
+ *
+ *   <name>-traces/   the teacher samples `samples` completions per prompt on the task's train split,
+ *                    `chunk` prompts per step; eval/rejection.ts keeps the correct, well-formed,
+ *                    finished, non-repetitive ones (each filter counted). traces.jsonl holds
+ *                    {problem, completion, tokens, messages} lines; rejection.json the counts.
+ *                    metrics.jsonl and samples.jsonl (a kept and a rejected completion per step)
+ *                    are the stage's, so `tinyseek runs` shows it like any other.
+ *   <name>/          SFT of the student on traces.jsonl (train/sft.ts, preset sft-small under the
+ *                    `sft` settings), in the R1-Zero prompt format by default — the format GRPO and
+ *                    `tinyseek eval` use, so the student is measured as the RL models are — or in
+ *                    R1's chat template; then the student's held-out greedy pass@1 in distill.json.
+ *
+ * Resumable: the sampling stage records after each step how far the trace file is valid, and a
+ * resumed run cuts it back there and goes on; the SFT run resumes from its checkpoint. A rerun of
+ * a finished stage with the same settings reuses it.
+ *
+ * It composes the rejection sampler, SFT and evaluation; the numbers are whatever they produce.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { type Problem, TASK_NAMES, conversationFromCompletion, generateProblems, referenceAnswerOf } from '../data/index.ts';
+import { REJECTIONS, type Rejection, evaluate, noRejections, rejectionSample } from '../eval/index.ts';
+import { writeAllSync, writeFileAtomic } from '../io/durable.ts';
+import { loadCheckpoint } from '../model/checkpoint.ts';
+import { RunName, readJsonObject } from '../run/config-file.ts';
+import { configDifferences, runDirOf } from '../run/run-dir.ts';
+import { openRunSink } from '../run/run-sink.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { SftConfig, resolveConfig } from '../train/config.ts';
+import { sft } from '../train/sft.ts';
+
+const posInt = z.number().int().positive();
+
+export const DistillConfig = z
+  .object({
+    name: RunName.default('distill').describe('the SFT run is <runsDir>/<name>, the sampling stage <runsDir>/<name>-traces'),
+    runsDir: z.string().min(1).default('runs').describe('where runs live'),
+    seed: z.number().int().default(7).describe('seeds the problems, the sampler and the SFT run'),
+    teacher: z.string().min(1).describe('the reasoning model that writes the traces (a checkpoint directory with tokenizer.json)'),
+    student: z.string().min(1).describe('the checkpoint fine-tuned on the kept traces (its own tokenizer encodes them)'),
+    task: z.enum(TASK_NAMES).default('countdown').describe('the task whose train split gives the prompts'),
+    taskConfig: z
+      .record(z.string(), z.unknown())
+      .default({ minCount: 3, maxCount: 3, maxNumber: 20, promptFrame: 'compact' })
+      .describe("the task generator's settings (difficulty, prompt frame); the same for the student's evaluation"),
+    prompts: posInt.default(2000).describe('train-split problems the teacher samples on'),
+    samples: posInt.default(4).describe('completions sampled per prompt (K)'),
+    keepPerPrompt: posInt.default(1).describe('most traces kept per prompt'),
+    temperature: z.number().gt(0).max(2).default(0.8).describe('sampling temperature of the teacher'),
+    topP: z.number().gt(0).max(1).default(1).describe('nucleus sampling of the teacher'),
+    maxNewTokens: posInt.default(256).describe('most ids per completion; one that reaches it is rejected as truncated'),
+    batchSize: posInt.default(8).describe('prompts per generation batch (rows = batchSize × samples)'),
+    chunk: posInt.default(64).describe('prompts per sampling step: one metrics line and one resume point each'),
+    template: z
+      .enum(['r1-zero', 'r1'])
+      .default('r1-zero')
+      .describe("the student's format: r1-zero (the R1-Zero prompt and completion, as GRPO and tinyseek eval use) or r1 (DeepSeek-R1's chat template)"),
+    sft: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe('SFT settings over the sft-small preset (steps, batchSize, seqLen, optim, …); from, data, name, runsDir and template are set here'),
+    evalProblems: z.number().int().min(0).default(200).describe("held-out problems for the student's greedy pass@1 after SFT (0: none; template r1-zero only)"),
+  })
+  .strict();
+export type DistillConfig = z.output<typeof DistillConfig>;
+
+/** Keys that do not change which traces are sampled (a resumed sampling stage may differ in them). */
+const SAMPLING_FREE_KEYS = ['name', 'runsDir', 'student', 'template', 'sft', 'evalProblems'];
+
+interface SamplingState {
+  /** Sampling steps done. */
+  steps: number;
+  /** Bytes of traces.partial.jsonl that those steps wrote. */
+  bytes: number;
+  kept: number;
+  candidates: number;
+  rejected: Record<Rejection, number>;
+  generatedTokens: number;
+  seconds: number;
+}
+
+export interface TraceStage {
+  dir: string;
+  file: string;
+  kept: number;
+  candidates: number;
+  rejected: Record<Rejection, number>;
+  seconds: number;
+  reused: boolean;
+}
+
+export interface DistillResult {
+  traces: TraceStage;
+  sftRunDir: string;
+  finalDir: string | null;
+  studentPass1: number | null;
+  minutes: { sampling: number; sft: number; eval: number };
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+
+/** The sampling stage: the teacher's traces, kept by rejection sampling (see the module comment). */
+export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?: (s: string) => void } = {}): Promise<TraceStage> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const dir = runDirOf({ runsDir: c.runsDir, name: `${c.name}-traces` });
+  const file = path.join(dir, 'traces.jsonl');
+  const partial = path.join(dir, 'traces.partial.jsonl');
+  const stateFile = path.join(dir, 'state.json');
+  const configFile = path.join(dir, 'config.json');
+  const summaryFile = path.join(dir, 'rejection.json');
+  if (fs.existsSync(configFile)) {
+    const diff = configDifferences(readJsonObject(configFile, 'restore it, or choose another --name'), c, '', SAMPLING_FREE_KEYS);
+    if (diff.length) throw new Error(`${dir} holds traces sampled with other settings (${diff.join(', ')}); choose another --name or restore them`);
+    if (fs.existsSync(file) && fs.existsSync(summaryFile)) {
+      const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as SamplingState;
+      log(`distill: reusing the ${s.kept} traces in ${file}`);
+      return { dir, file, kept: s.kept, candidates: s.candidates, rejected: s.rejected, seconds: s.seconds, reused: true };
+    }
+    if (fs.existsSync(stateFile) && !o.resume)
+      throw new Error(`${dir} holds an interrupted sampling stage: continue it with --resume, or choose another --name`);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(configFile, `${JSON.stringify(c, null, 2)}\n`);
+  const fresh: SamplingState = { steps: 0, bytes: 0, kept: 0, candidates: 0, rejected: noRejections(), generatedTokens: 0, seconds: 0 };
+  const saved = o.resume && fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as SamplingState) : null;
+  const state: SamplingState = saved ? { ...fresh, ...saved, rejected: { ...noRejections(), ...saved.rejected } } : fresh;
+  if (!fs.existsSync(partial) || state.steps === 0) fs.writeFileSync(partial, '');
+  if (fs.statSync(partial).size < state.bytes)
+    throw new Error(`${partial} is shorter than ${stateFile} records; the traces were damaged: choose another --name`);
+  fs.truncateSync(partial, state.bytes);
+
+  const problems = generateProblems(c.task, { seed: c.seed, split: 'train', n: c.prompts, config: c.taskConfig });
+  const steps = Math.ceil(problems.length / c.chunk);
+  const tok = Tokenizer.load(path.join(c.teacher, 'tokenizer.json'));
+  const teacher = loadCheckpoint(c.teacher);
+  teacher.eval();
+  const sink = openRunSink(dir, { total: steps, resumeAt: state.steps > 0 ? state.steps : null, logEvery: 1, log, title: `${c.name}-traces` });
+  log(
+    `distill ${c.name}: ${c.teacher} samples ${c.samples} per prompt on ${problems.length} ${c.task} train problems (T ${c.temperature}, ≤ ${c.maxNewTokens} tokens), keeps ≤ ${c.keepPerPrompt} per prompt${state.steps ? `; resuming at step ${state.steps + 1} of ${steps}` : ''}`,
+  );
+  const fd = fs.openSync(partial, 'a');
+  const t0 = performance.now();
+  try {
+    for (let step = state.steps + 1; step <= steps; step++) {
+      const batch = problems.slice((step - 1) * c.chunk, step * c.chunk);
+      const r = rejectionSample(teacher, tok, batch, {
+        samples: c.samples,
+        keepPerPrompt: c.keepPerPrompt,
+        temperature: c.temperature,
+        topP: c.topP,
+        maxNewTokens: c.maxNewTokens,
+        seed: (c.seed * 1_000_003 + step) % 2 ** 31,
+        batchSize: c.batchSize,
+      });
+      const lines = r.kept
+        .map((k) =>
+          JSON.stringify({ problem: k.problem, completion: k.completion, tokens: k.tokens, messages: conversationFromCompletion(k.problem, k.completion) }),
+        )
+        .join('\n');
+      const bytes = Buffer.from(lines ? `${lines}\n` : '', 'utf8');
+      writeAllSync(fd, bytes);
+      fs.fsyncSync(fd);
+      state.steps = step;
+      state.bytes += bytes.length;
+      state.kept += r.kept.length;
+      state.candidates += r.candidates;
+      for (const k of REJECTIONS) state.rejected[k] += r.rejected[k];
+      state.generatedTokens += r.generatedTokens;
+      state.seconds += r.seconds;
+      const share = (n: number): number => n / Math.max(1, r.candidates);
+      sink.record({
+        kind: 'distill-sample',
+        step,
+        kept: r.kept.length,
+        kept_share: share(r.kept.length),
+        prompts_with_trace_share: new Set(r.kept.map((k) => k.problem)).size / batch.length,
+        ...Object.fromEntries(REJECTIONS.map((k) => [`${k}_share`, share(r.rejected[k])])),
+        kept_len_mean: r.kept.length ? r.kept.reduce((a, k) => a + k.tokens, 0) / r.kept.length : null,
+        gen_tokens_per_s: r.generatedTokens / Math.max(r.seconds, 1e-9),
+        traces_total: state.kept,
+      });
+      const show = (p: Problem, completion: string, kept: boolean, why: string | null): void =>
+        sink.sample({
+          step,
+          problem: JSON.stringify(p),
+          reference: referenceAnswerOf(p),
+          completion,
+          reward: kept ? 1 : 0,
+          correct: kept,
+          kept,
+          rejected_by: why,
+        });
+      if (r.kept[0]) show(r.kept[0].problem, r.kept[0].completion, true, null);
+      if (r.rejectedExamples[0]) show(r.rejectedExamples[0].problem, r.rejectedExamples[0].completion, false, r.rejectedExamples[0].why);
+      sink.flush();
+      writeFileAtomic(stateFile, `${JSON.stringify(state)}\n`);
+      sink.progress(step, {
+        kept: state.kept,
+        kept_share: pct(state.kept / Math.max(1, state.candidates)),
+        tokensPerSecond: r.generatedTokens / Math.max(r.seconds, 1e-9),
+      });
+    }
+  } finally {
+    fs.closeSync(fd);
+    sink.close();
+  }
+  fs.renameSync(partial, file);
+  writeFileAtomic(summaryFile, `${JSON.stringify({ ...state, minutes: (performance.now() - t0) / 60000 }, null, 2)}\n`);
+  fs.rmSync(stateFile, { force: true });
+  await sink.plot();
+  const rej = REJECTIONS.map((k) => `${k} ${state.rejected[k]}`).join(', ');
+  log(`distill: kept ${state.kept} of ${state.candidates} completions (${pct(state.kept / Math.max(1, state.candidates))}); rejected: ${rej}`);
+  if (state.kept === 0)
+    throw new Error(`distill: the teacher ${c.teacher} wrote no trace that passed the filters; check it solves the task (tinyseek eval) or raise samples`);
+  return { dir, file, kept: state.kept, candidates: state.candidates, rejected: state.rejected, seconds: state.seconds, reused: false };
+}
+
+/** Both stages and the student's evaluation. */
+export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter?: number; log?: (s: string) => void } = {}): Promise<DistillResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const t0 = performance.now();
+  const traces = await sampleTraces(c, o);
+  const t1 = performance.now();
+  // a short SFT given only its steps keeps the preset's warm-up in proportion (a tenth, at most 20)
+  const sftOver: Record<string, unknown> = { ...c.sft };
+  const optim = (sftOver.optim ?? {}) as Record<string, unknown>;
+  if (typeof sftOver.steps === 'number' && optim.warmupSteps === undefined)
+    sftOver.optim = { ...optim, warmupSteps: Math.min(20, Math.floor(sftOver.steps / 10)) };
+  const sftConfig = resolveConfig(
+    SftConfig,
+    'sft-small',
+    { seed: c.seed, ...sftOver, name: c.name, runsDir: c.runsDir, from: c.student, data: traces.file, template: c.template },
+    `distill ${c.name}: sft settings`,
+  );
+  const sftRunDir = runDirOf(sftConfig);
+  const finalDir = path.join(sftRunDir, 'final');
+  let trained: string | null = finalDir;
+  if (fs.existsSync(path.join(finalDir, 'config.json'))) log(`distill: the student is already trained (${finalDir})`);
+  else {
+    const resume = o.resume && fs.existsSync(path.join(sftRunDir, 'checkpoints', 'latest.json'));
+    trained = (await sft(sftConfig, { resume, stopAfter: o.stopAfter, log })).finalDir;
+  }
+  const t2 = performance.now();
+  let studentPass1: number | null = null;
+  if (trained && c.evalProblems > 0 && c.template === 'r1-zero') {
+    const r = await evaluate(loadCheckpoint(trained), Tokenizer.load(path.join(trained, 'tokenizer.json')), {
+      task: c.task,
+      taskConfig: c.taskConfig,
+      n: c.evalProblems,
+      temperature: 0,
+      maxNewTokens: c.maxNewTokens,
+      seed: c.seed,
+    });
+    studentPass1 = r.pass1;
+    log(`distill: the student's held-out greedy pass@1 ${pct(r.pass1)} (${r.problems} problems)`);
+  }
+  const t3 = performance.now();
+  const minutes = { sampling: (t1 - t0) / 60000, sft: (t2 - t1) / 60000, eval: (t3 - t2) / 60000 };
+  if (trained) {
+    const report = {
+      teacher: c.teacher,
+      student: c.student,
+      template: c.template,
+      traces: { file: traces.file, kept: traces.kept, candidates: traces.candidates, rejected: traces.rejected },
+      sft: { steps: sftConfig.steps, batchSize: sftConfig.batchSize, lr: sftConfig.optim.lr },
+      student_pass1: studentPass1,
+      eval_problems: c.evalProblems,
+      minutes: traces.reused ? { ...minutes, sampling: null } : minutes,
+      date: new Date().toISOString().slice(0, 10),
+    };
+    writeFileAtomic(path.join(sftRunDir, 'distill.json'), `${JSON.stringify(report, null, 2)}\n`);
+  }
+  return { traces, sftRunDir, finalDir: trained, studentPass1, minutes };
+}
