@@ -8,13 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { IGNORE_INDEX, type Problem, encodeProblemPrompt, encodeR1ZeroExample, sftBatch } from '../src/data/index.ts';
+import { tensor } from '../src/core/index.ts';
 import { evaluate, falseSteps, isRepetitive, rejectionOf } from '../src/eval/index.ts';
 import { DistillConfig, distill, sampleTraces } from '../src/jobs/distill.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadPreset, parseConfig } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
-import { readSftFile } from '../src/train/sft.ts';
+import { SftConfig, resolveConfig } from '../src/train/config.ts';
+import { distillKl } from '../src/train/logit-distill.ts';
+import { readSftFile, sft } from '../src/train/sft.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tinyseek-distill-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -161,5 +164,95 @@ describe('tinyseek distill', () => {
     assert.deepEqual(JSON.parse(readFileSync(join(r.finalDir, 'chat.json'), 'utf8')), { template: 'r1-zero', frame: 'compact' });
     const report = JSON.parse(readFileSync(join(r.sftRunDir, 'distill.json'), 'utf8')) as { traces: { kept: number } };
     assert.equal(report.traces.kept, whole.kept);
+  });
+});
+
+describe('logit distillation', () => {
+  const softmax = (z: number[], tau: number): number[] => {
+    const m = Math.max(...z.map((x) => x / tau));
+    const e = z.map((x) => Math.exp(x / tau - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((x) => x / s);
+  };
+  const kl = (t: number[], s: number[], tau: number): number => {
+    const pt = softmax(t, tau);
+    const ps = softmax(s, tau);
+    return tau * tau * pt.reduce((a, p, v) => a + p * (Math.log(p) - Math.log(ps[v])), 0);
+  };
+
+  test('KL_τ(teacher ‖ student) equals its hand value, over target positions only', () => {
+    const s = [
+      [1, 0, -1],
+      [0.5, 2, 0],
+      [3, 3, 3],
+    ];
+    const t = [
+      [0, 1, 0],
+      [2, -1, 1],
+      [0, 0, 9],
+    ];
+    const targets = tensor([[1, -100, 2]], { dtype: 'int64' });
+    const st = tensor([s]);
+    const tt = tensor([t]);
+    for (const tau of [1, 2]) {
+      const want = (kl(t[0], s[0], tau) + kl(t[2], s[2], tau)) / 2;
+      assert.ok(Math.abs(distillKl(st, tt, targets, { temperature: tau }).item() - want) < 1e-5, `τ ${tau}`);
+    }
+    assert.ok(Math.abs(distillKl(st, st, targets).item()) < 1e-6, 'zero when the student is the teacher');
+    assert.throws(() => distillKl(st, tt, targets, { temperature: 0 }), /temperature must be > 0/);
+  });
+
+  test('SFT with a logit teacher trains, and refuses a teacher with another tokenizer', async () => {
+    const mk = async (dir: string, seed: number): Promise<void> => {
+      const config = parseConfig({
+        ...loadPreset('tiny'),
+        vocab_size: tok.vocabSize,
+        max_position_embeddings: 512,
+        bos_token_id: tok.special.bos,
+        eos_token_id: tok.special.eos,
+      });
+      await saveCheckpoint(dir, new DeepSeekV3(config, { seed }));
+      copyFileSync(join(TEACHER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    };
+    const [s, t] = [join(root, 'ls'), join(root, 'lt')];
+    await mk(s, 1);
+    await mk(t, 2);
+    const data = join(root, 'logit.jsonl');
+    writeFileSync(data, `${JSON.stringify({ problem, completion: ok })}\n`.repeat(4));
+    const cfg = (over: Record<string, unknown>) =>
+      resolveConfig(
+        SftConfig,
+        'sft-small',
+        {
+          name: `logit-${Object.keys(over).length}`,
+          runsDir: join(root, 'runs'),
+          from: s,
+          data,
+          template: 'r1-zero',
+          steps: 3,
+          evalEvery: 3,
+          checkpointEvery: 3,
+          logEvery: 100,
+          optim: { warmupSteps: 1 },
+          ...over,
+        },
+        'test',
+      );
+    const r = await sft(cfg({ logitTeacher: t, logitWeight: 0.7, logitTemperature: 2 }), { log: () => undefined });
+    assert.ok(r.finalDir);
+    const losses = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; loss?: number; lm_loss?: number })
+      .filter((x) => x.kind === 'train');
+    assert.equal(losses.length, 3);
+    assert.ok(
+      losses.every((x) => Number.isFinite(x.loss) && x.loss !== x.lm_loss),
+      'the loss mixes the KL term into the cross-entropy',
+    );
+    const other = join(root, 'other-tok');
+    cpSync(t, other, { recursive: true });
+    writeFileSync(join(other, 'tokenizer.json'), readFileSync(join(TEACHER, 'tokenizer.json'), 'utf8').replace('"model"', ' "model"'));
+    await assert.rejects(sft(cfg({ logitTeacher: other, name: 'logit-x' }), { log: () => undefined }), /one tokenizer for teacher and student/);
   });
 });

@@ -4,10 +4,12 @@
  * continues an interrupted run.
  *
  *   tinyseek distill --teacher DIR --student DIR [--name N] [--prompts 2000] [--samples 4] [--steps 300]
+ *   tinyseek distill-compare [--update-docs]   R1's Table 6 at small scale: RL alone, distilled, both
  */
 import type { Command } from 'commander';
 import { readJsonObject } from '../run/config-file.ts';
 import { DistillConfig, distill } from '../jobs/distill.ts';
+import { compareReportDirOf, runDistillCompare } from '../jobs/distill-compare.ts';
 import { TrainConfigError } from '../train/config.ts';
 import { guarded, positiveInt, positiveNumber } from './train.ts';
 
@@ -28,6 +30,7 @@ interface DistillFlags {
   steps?: number;
   lr?: number;
   evalProblems?: number;
+  logitWeight?: number;
   seed?: number;
   resume?: boolean;
   stopAfter?: number;
@@ -50,6 +53,9 @@ export function registerDistillCommands(program: Command): void {
     .option('--temperature <t>', 'teacher sampling temperature', positiveNumber)
     .option('--max-new-tokens <n>', 'most tokens per completion', positiveInt)
     .option('--template <t>', 'r1-zero (the R1-Zero prompt format, default) | r1 (DeepSeek-R1 chat template)')
+    .option('--logit-weight <α>', "also learn the teacher's next-token distributions, weight α in [0, 1] (same tokenizer; default 0: traces only)", (v) =>
+      Number(v),
+    )
     .option('--steps <n>', 'SFT optimizer steps', positiveInt)
     .option('--lr <x>', 'SFT peak learning rate', positiveNumber)
     .option('--eval-problems <n>', 'held-out problems for the student after SFT (0: none)', (v) => Number(v))
@@ -81,6 +87,7 @@ export function registerDistillCommands(program: Command): void {
       set('maxNewTokens', f.maxNewTokens);
       set('template', f.template);
       set('evalProblems', f.evalProblems);
+      set('logitWeight', f.logitWeight);
       set('seed', f.seed);
       const sftOver: Record<string, unknown> = { ...((base.sft as Record<string, unknown>) ?? {}) };
       if (f.steps !== undefined) sftOver.steps = f.steps;
@@ -90,4 +97,39 @@ export function registerDistillCommands(program: Command): void {
       if (!r.success) throw new TrainConfigError(f.config ?? 'tinyseek distill flags', r.error.issues);
       await guarded(() => distill(r.data, { resume: f.resume, stopAfter: f.stopAfter }));
     });
+
+  program
+    .command('distill-compare')
+    .description(
+      "R1's Table 6 at small scale: a smaller student base, then (a) RL alone, (b) distilled from the R1-Zero teacher, (c) distilled then RL, all on the same held-out problems",
+    )
+    .option('--runs-dir <dir>', 'where runs live', 'runs')
+    .option('--update-docs', "write the report into the repository's docs/ (default: <runs-dir>/distill-report)")
+    .option('--teacher <dir>', 'the teacher (default: the shipped R1-Zero model)')
+    .option('--pretrain-steps <n>', "the student base's pretraining steps", positiveInt)
+    .option('--rl-steps <n>', 'GRPO steps of arms (a) and (c)', positiveInt)
+    .option('--prompts <n>', 'teacher prompts for the distillation', positiveInt)
+    .option('--samples <K>', 'teacher samples per prompt', positiveInt)
+    .option('--sft-steps <n>', "the distilled student's SFT steps", positiveInt)
+    .option('--eval-problems <n>', 'held-out problems of every evaluation', positiveInt)
+    .action(
+      async (f: {
+        runsDir: string;
+        updateDocs?: boolean;
+        teacher?: string;
+        pretrainSteps?: number;
+        rlSteps?: number;
+        prompts?: number;
+        samples?: number;
+        sftSteps?: number;
+        evalProblems?: number;
+      }) => {
+        const r = await runDistillCompare({ ...f, docsDir: f.updateDocs ? 'docs' : undefined });
+        const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+        console.log(
+          `teacher ${pct(r.teacher_pass1)} · student base ${pct(r.student_base_pass1)} · (a) RL ${pct(r.student_rl_pass1)} · (b) distilled ${pct(r.student_distill_pass1)} · (c) distilled + RL ${pct(r.student_distill_rl_pass1)}`,
+        );
+        console.log(`report: ${f.updateDocs ? 'docs' : compareReportDirOf(f.runsDir)}/distill.md`);
+      },
+    );
 }

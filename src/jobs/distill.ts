@@ -13,6 +13,8 @@
  *                    `sft` settings), in the R1-Zero prompt format by default — the format GRPO and
  *                    `tinyseek eval` use, so the student is measured as the RL models are — or in
  *                    R1's chat template; then the student's held-out greedy pass@1 in distill.json.
+ *                    With `logitWeight` α > 0 the student also learns the teacher's next-token
+ *                    distributions on the traces (train/logit-distill.ts; one tokenizer for both).
  *
  * Resumable: the sampling stage records after each step how far the trace file is valid, and a
  * resumed run cuts it back there and goes on; the SFT run resumes from its checkpoint. A rerun of
@@ -64,13 +66,19 @@ export const DistillConfig = z
       .record(z.string(), z.unknown())
       .default({})
       .describe('SFT settings over the sft-small preset (steps, batchSize, seqLen, optim, …); from, data, name, runsDir and template are set here'),
+    logitWeight: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe("α of logit distillation on the kept traces (the teacher's next-token distributions; needs the student's tokenizer); 0: traces only, as R1"),
     evalProblems: z.number().int().min(0).default(200).describe("held-out problems for the student's greedy pass@1 after SFT (0: none; template r1-zero only)"),
   })
   .strict();
 export type DistillConfig = z.output<typeof DistillConfig>;
 
 /** Keys that do not change which traces are sampled (a resumed sampling stage may differ in them). */
-const SAMPLING_FREE_KEYS = ['name', 'runsDir', 'student', 'template', 'sft', 'evalProblems'];
+const SAMPLING_FREE_KEYS = ['name', 'runsDir', 'student', 'template', 'sft', 'logitWeight', 'evalProblems'];
 
 interface SamplingState {
   /** Sampling steps done. */
@@ -231,6 +239,7 @@ export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter
   const optim = (sftOver.optim ?? {}) as Record<string, unknown>;
   if (typeof sftOver.steps === 'number' && optim.warmupSteps === undefined)
     sftOver.optim = { ...optim, warmupSteps: Math.min(20, Math.floor(sftOver.steps / 10)) };
+  if (c.logitWeight > 0) Object.assign(sftOver, { logitTeacher: c.teacher, logitWeight: c.logitWeight });
   const sftConfig = resolveConfig(
     SftConfig,
     'sft-small',

@@ -95,6 +95,16 @@ export const SftConfig = z
       .union([z.literal('corpus'), z.string().min(1)])
       .describe("'corpus': conversations built from the corpus's correct, self-checked solutions; or a JSONL file of {messages: [...]}"),
     examples: posInt.default(4000).describe("'corpus' data: conversations to build"),
+    logitTeacher: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        "logit distillation: a teacher checkpoint with the student's tokenizer, whose next-token distributions the student learns too (the loss (1 − α)·CE + α·KL_τ); null: plain SFT",
+      ),
+    logitWeight: z.number().min(0).max(1).default(0.5).describe('α of the logit distillation loss'),
+    logitTemperature: z.number().gt(0).default(1).describe('τ of the logit distillation loss (Hinton et al. 2015)'),
     template: z
       .enum(['r1', 'r1-zero'])
       .default('r1')

@@ -34,11 +34,12 @@ import {
   toTensor,
 } from '../data/index.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
-import type { DeepSeekV3 } from '../model/transformer.ts';
+import type { DeepSeekV3, LossOutput } from '../model/transformer.ts';
 import { AdamW, weightDecayGroups } from '../nn/index.ts';
 import { type ChatMessage, Tokenizer } from '../tokenizer/index.ts';
 import type { SftConfig } from './config.ts';
-import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
+import { distillKl } from './logit-distill.ts';
+import { type Batch, type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { RUN_CONTROL_KEYS, biasGammaOf, scheduleOf } from './pretrain.ts';
 import { pointLatestAt } from '../run/checkpointing.ts';
 import { openRunDir, checkpointWriter, resumePoint, saveFinalModel } from '../run/run-dir.ts';
@@ -154,6 +155,32 @@ function validateSft(
   return { val_loss: nats / Math.max(1, tokens), val_tokens: tokens };
 }
 
+/** The teacher of logit distillation: its tokenizer must be the student's, id for id. */
+function logitTeacherOf(dir: string, studentTokenizer: string): DeepSeekV3 {
+  const file = path.join(dir, 'tokenizer.json');
+  if (!fs.existsSync(file)) throw new Error(`logitTeacher ${dir} has no tokenizer.json: give a checkpoint written by tinyseek`);
+  if (fs.readFileSync(file, 'utf8') !== fs.readFileSync(studentTokenizer, 'utf8'))
+    throw new Error(
+      `logit distillation needs one tokenizer for teacher and student: ${file} and ${studentTokenizer} differ; distil by traces alone (logitTeacher null) or pick a teacher trained with the student's tokenizer`,
+    );
+  const t = loadCheckpoint(dir);
+  t.eval();
+  for (const p of t.parameters()) p.requiresGrad_(false);
+  return t;
+}
+
+/** (1 − α)·CE + α·KL_τ(teacher ‖ student) on the SFT targets, plus the balance loss; MTP depths get no loss here. */
+function logitDistillLoss(model: DeepSeekV3, teacher: DeepSeekV3, b: Batch, c: SftConfig): LossOutput {
+  const { logits, auxLoss } = model.forward(b.inputs); // (B, T, V)
+  const V = logits.shape[2];
+  const ce = crossEntropy(logits.reshape([-1, V]), b.targets.reshape([-1]), { ignoreIndex: IGNORE_INDEX });
+  const t = noGrad(() => teacher.forward(b.inputs).logits); // (B, T, V)
+  const kl = distillKl(logits, t, b.targets, { temperature: c.logitTemperature, ignoreIndex: IGNORE_INDEX });
+  let loss = ce.mul(1 - c.logitWeight).add(kl.mul(c.logitWeight));
+  if (auxLoss) loss = loss.add(auxLoss);
+  return { loss, lmLoss: ce, mtpLosses: [], auxLoss };
+}
+
 export interface SftResult extends LoopResult {
   runDir: string;
   finalDir: string | null;
@@ -170,6 +197,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   const tok = Tokenizer.load(tokFile);
   const model = loadCheckpoint(c.from);
   model.train();
+  const teacher = c.logitTeacher ? logitTeacherOf(c.logitTeacher, tokFile) : null;
   const set = c.data === 'corpus' ? corpusItems(c.examples, c.seed, tok, c.template) : await readSftFile(c.data, tok, c.template);
   const conversations = set.items;
 
@@ -207,6 +235,7 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
       clipNorm: c.optim.clipNorm,
       mtpWeight: c.mtpWeight,
       biasGamma: usesBias ? biasGammaOf(c) : () => 0,
+      ...(teacher ? { loss: (m: DeepSeekV3, b: Batch) => logitDistillLoss(m, teacher, b, c) } : {}),
       nextBatch: () => {
         const b = loader.next();
         let tokens = 0;
