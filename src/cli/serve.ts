@@ -41,9 +41,12 @@ function amount(v: string): number {
   return n;
 }
 
+function priceTable(prices?: string): PriceTable {
+  return prices ? PriceTable.parse(readJsonObject(prices, 'the price table')) : PriceTable.parse({});
+}
+
 function openAccounts(stateDir: string, prices?: string): Accounts {
-  const table = prices ? PriceTable.parse(readJsonObject(prices, 'the price table')) : PriceTable.parse({});
-  return new Accounts(join(stateDir, 'accounts.db'), table);
+  return new Accounts(join(stateDir, 'accounts.db'), priceTable(prices));
 }
 
 interface ServeOptions {
@@ -96,6 +99,7 @@ export function registerServeCommands(program: Command): void {
         threads: o.threads,
         maxQueue: o.maxQueue,
         runsDir: resolve(o.runsDir),
+        prices: priceTable(o.prices),
         engine: {
           maxBatch: o.maxBatch,
           blockSize: o.blockSize,

@@ -56,6 +56,9 @@ export interface SftSet {
   frame: PromptFrame | null;
 }
 
+/** The R1-Zero prompt frame a problem is asked in (TinyZero's unless it says compact). */
+const frameOfProblem = (p: Problem): PromptFrame => ('promptFrame' in p ? p.promptFrame : undefined) ?? 'tinyzero';
+
 function messagesOf(file: string, row: number, raw: unknown[]): ChatMessage[] {
   return raw.map((m: unknown, i: number) => {
     const msg = m as { role?: unknown; content?: unknown; reasoning_content?: unknown };
@@ -100,7 +103,7 @@ export async function readSftFile(file: string, tok: Tokenizer, template: 'r1' |
           `${file}:${line.row}: template "r1-zero" needs {"problem": …, "completion": …} lines (tinyseek distill writes them); a file of conversations trains with template "r1"`,
         );
       const p = v.problem as Problem;
-      const f = ('promptFrame' in p ? p.promptFrame : undefined) ?? 'tinyzero';
+      const f = frameOfProblem(p);
       if (frame !== null && f !== frame)
         throw new Error(`${file}:${line.row}: prompt frame "${f}" after "${frame}": a model learns one R1-Zero prompt frame; keep one per file`);
       frame = f;
@@ -119,14 +122,16 @@ export async function readSftFile(file: string, tok: Tokenizer, template: 'r1' |
 export function corpusItems(n: number, seed: number, tok: Tokenizer, template: 'r1' | 'r1-zero'): SftSet {
   const c = parseCorpusConfig({ seed });
   const out: SftItem[] = [];
+  let frame: PromptFrame | null = null;
   for (let i = 0; out.length < n && i < n * 50; i++) {
     const d = corpusDocument(c, 2_000_000_000 + i);
     if (!d.problem || d.kind !== 'task') continue;
     if (rewardOf(d.completion, d.problem) !== 1) continue;
     out.push(template === 'r1-zero' ? encodeR1ZeroExample(tok, d.problem, d.completion) : conversationFromCompletion(d.problem, d.completion));
+    frame ??= template === 'r1-zero' ? frameOfProblem(d.problem) : null;
   }
   if (out.length < n) throw new Error(`the corpus gave ${out.length} right solutions of the ${n} asked for`);
-  return { items: out, frame: template === 'r1-zero' ? 'tinyzero' : null };
+  return { items: out, frame };
 }
 
 function validateSft(
