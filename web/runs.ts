@@ -41,6 +41,9 @@ interface Sample {
   completion?: string;
   reward?: number;
   correct?: boolean;
+  /** Rejection sampling: whether the trace was kept, or the filter that rejected it. */
+  kept?: boolean;
+  rejected_by?: string | null;
   marks: Mark[];
 }
 
@@ -57,7 +60,22 @@ const CHARTS: ChartDef[] = [
   { id: 'bpb', title: 'Validation bits per byte', keys: ['val_bpb'] },
   { id: 'reward', title: 'Reward (total and per function)', keys: ['reward'], prefixes: ['reward_by_fn.'] },
   { id: 'accuracy', title: 'Accuracy (rollouts) and held-out greedy pass@1', keys: ['accuracy', 'heldout_pass1'] },
-  { id: 'length', title: 'Completion length, tokens', keys: ['completion_len_mean', 'heldout_len'] },
+  { id: 'length', title: 'Completion length, tokens', keys: ['completion_len_mean', 'heldout_len', 'kept_len_mean'] },
+  {
+    id: 'rejection',
+    title: 'Rejection sampling: share of the samples kept and rejected by each filter',
+    keys: [
+      'kept_share',
+      'prompts_with_trace_share',
+      'wrong_share',
+      'unsound_share',
+      'truncated_share',
+      'malformed_share',
+      'repetitive_share',
+      'duplicate_share',
+      'surplus_share',
+    ],
+  },
   { id: 'selfcheck', title: 'Self-check and revision share', keys: ['self_check_share', 'revise_share'] },
   { id: 'kl', title: 'KL to the reference model, nats/token', keys: ['kl'] },
   { id: 'entropy', title: 'Entropy, nats/token', keys: ['entropy'] },
@@ -290,6 +308,8 @@ function sampleCard(s: Sample, label?: string): HTMLElement {
   if (s.task) head.append(el('span', '', s.task));
   if (typeof s.reward === 'number') head.append(el('span', '', `reward ${s.reward.toFixed(2)}`));
   if (typeof s.correct === 'boolean') head.append(el('span', s.correct ? 'ok' : 'bad', s.correct ? 'correct' : 'wrong'));
+  if (typeof s.rejected_by === 'string') head.append(el('span', 'bad', `rejected: ${s.rejected_by}`));
+  else if (s.kept === true) head.append(el('span', 'ok', 'kept'));
   const checks = s.marks.filter((m) => m.kind === 'check').length;
   const revisions = s.marks.filter((m) => m.kind === 'revise').length;
   if (checks || revisions) head.append(el('span', '', `${checks} self-check${checks === 1 ? '' : 's'}, ${revisions} revision${revisions === 1 ? '' : 's'}`));
