@@ -261,6 +261,26 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
   return result;
 }
 
+/** Standard error of a difference of two pass rates on n problems each (independent samples). */
+const diffSe = (a: number, b: number, n: number): number => Math.sqrt((a * (1 - a) + b * (1 - b)) / n);
+
+/** What the numbers say about R1's ordering, with their sampling error. */
+function verdict(r: CompareResult): string {
+  const n = r.eval_problems;
+  const d = r.student_distill_pass1 - r.student_rl_pass1;
+  const se = diffSe(r.student_distill_pass1, r.student_rl_pass1, n);
+  const pts = (x: number): string => `${(x * 100).toFixed(1)} points`;
+  const ordering = r.distill_beats_rl
+    ? "The paper's ordering holds here: distillation (b) is above RL alone (a)"
+    : "The paper's ordering does not hold here: distillation (b) is not above RL alone (a)";
+  const noise =
+    Math.abs(d) < 2 * se
+      ? `, but the gap (${pts(d)}) is within twice its standard error (${pts(se)} on ${n} problems): a tie`
+      : ` by ${pts(d)} (standard error ${pts(se)})`;
+  const dc = r.student_distill_rl_pass1 - r.student_distill_pass1;
+  return `${ordering}${noise}. RL after distillation (c) moved pass@1 by ${pts(dc)} from (b). Both arms sit below the teacher (${pct(r.teacher_pass1)}).`;
+}
+
 async function writeReport(r: CompareResult, dir: string, s: { rlSteps: number; distill: DistillConfig }): Promise<void> {
   const results = path.join(dir, 'results');
   fs.mkdirSync(results, { recursive: true });
@@ -307,7 +327,7 @@ Countdown problems (3 numbers ≤ 20, \`tinyseek eval\`'s defaults). Command: \`
 | (b) distilled (${s.distill.prompts} prompts × ${s.distill.samples} samples, SFT) | ${pct(r.student_distill_pass1)} | ${m(r.arms.distill.minutes)} | ${tok(r.arms.distill.generated_tokens)} | ${tok(r.arms.distill.trained_tokens)} |
 | (c) distilled, then RL | ${pct(r.student_distill_rl_pass1)} | ${m(r.arms.distill_rl.minutes)} | ${tok(r.arms.distill_rl.generated_tokens)} | ${tok(r.arms.distill_rl.trained_tokens)} |
 
-${r.distill_beats_rl ? "The paper's ordering holds here: distillation (b) beats RL alone (a)." : "The paper's ordering does not hold here: distillation (b) does not beat RL alone (a)."}
+${verdict(r)}
 `;
   writeFileAtomic(path.join(dir, 'distill.md'), md);
 }
