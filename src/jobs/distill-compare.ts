@@ -261,6 +261,19 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
   return result;
 }
 
+/** A markdown table with padded columns (the layout the repository's formatter keeps): text left, figures right. */
+function markdownTable(header: string[], rows: string[][]): string {
+  const right = header.map((_, j) => j > 0);
+  const w = header.map((h, j) => Math.max(3, h.length, ...rows.map((r) => r[j].length)));
+  const cell = (x: string, j: number): string => (right[j] ? x.padStart(w[j]) : x.padEnd(w[j]));
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    line(header.map((h, j) => h.padEnd(w[j]))),
+    line(w.map((n, j) => (right[j] ? `${'-'.repeat(n - 1)}:` : '-'.repeat(n)))),
+    ...rows.map((r) => line(r.map(cell))),
+  ].join('\n');
+}
+
 /** Standard error of a difference of two pass rates on n problems each (independent samples). */
 const diffSe = (a: number, b: number, n: number): number => Math.sqrt((a * (1 - a) + b * (1 - b)) / n);
 
@@ -319,13 +332,28 @@ Countdown problems (3 numbers ≤ 20, \`tinyseek eval\`'s defaults). Command: \`
 
 ![pass@1 of each model](results/distill.svg)
 
-| model | pass@1 | arm minutes | tokens generated | tokens trained (SFT) |
-| --- | ---: | ---: | ---: | ---: |
-| teacher | ${pct(r.teacher_pass1)} | – | – | – |
-| student base | ${pct(r.student_base_pass1)} | – | – | – |
-| (a) RL alone (${s.rlSteps} GRPO steps) | ${pct(r.student_rl_pass1)} | ${m(r.arms.rl.minutes)} | ${tok(r.arms.rl.generated_tokens)} | – |
-| (b) distilled (${s.distill.prompts} prompts × ${s.distill.samples} samples, SFT) | ${pct(r.student_distill_pass1)} | ${m(r.arms.distill.minutes)} | ${tok(r.arms.distill.generated_tokens)} | ${tok(r.arms.distill.trained_tokens)} |
-| (c) distilled, then RL | ${pct(r.student_distill_rl_pass1)} | ${m(r.arms.distill_rl.minutes)} | ${tok(r.arms.distill_rl.generated_tokens)} | ${tok(r.arms.distill_rl.trained_tokens)} |
+${markdownTable(
+  ['model', 'pass@1', 'arm minutes', 'tokens generated', 'tokens trained (SFT)'],
+  [
+    ['teacher', pct(r.teacher_pass1), '–', '–', '–'],
+    ['student base', pct(r.student_base_pass1), '–', '–', '–'],
+    [`(a) RL alone (${s.rlSteps} GRPO steps)`, pct(r.student_rl_pass1), m(r.arms.rl.minutes), tok(r.arms.rl.generated_tokens), '–'],
+    [
+      `(b) distilled (${s.distill.prompts} prompts × ${s.distill.samples} samples, SFT)`,
+      pct(r.student_distill_pass1),
+      m(r.arms.distill.minutes),
+      tok(r.arms.distill.generated_tokens),
+      tok(r.arms.distill.trained_tokens),
+    ],
+    [
+      '(c) distilled, then RL',
+      pct(r.student_distill_rl_pass1),
+      m(r.arms.distill_rl.minutes),
+      tok(r.arms.distill_rl.generated_tokens),
+      tok(r.arms.distill_rl.trained_tokens),
+    ],
+  ],
+)}
 
 ${verdict(r)}
 `;
