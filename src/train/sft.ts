@@ -226,7 +226,9 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
   if (loader.dropped.length) log(`sft: ${loader.dropped.length} conversations longer than ${c.seqLen} tokens left out`);
   const sink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
   const usesBias = model.moeLayers().some((m) => m.gate.bias !== null);
-  log(`sft ${c.name}: from ${c.from}, ${loader.examples.length} training and ${valExamples.length} validation conversations, ${c.steps} steps`);
+  log(
+    `sft ${c.name}: from ${c.from}, ${loader.examples.length} training and ${valExamples.length} validation ${c.template === 'r1-zero' ? 'examples (R1-Zero prompt and completion)' : 'conversations'}, ${c.steps} steps`,
+  );
 
   let result: LoopResult;
   try {
