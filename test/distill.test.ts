@@ -7,14 +7,22 @@ import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { IGNORE_INDEX, type Problem, encodeProblemPrompt, encodeR1ZeroExample, sftBatch } from '../src/data/index.ts';
+import {
+  IGNORE_INDEX,
+  type Problem,
+  conversationFromCompletion,
+  encodeChatProblemPrompt,
+  encodeProblemPrompt,
+  encodeR1ZeroExample,
+  sftBatch,
+} from '../src/data/index.ts';
 import { tensor } from '../src/core/index.ts';
 import { evaluate, falseSteps, isRepetitive, rejectionOf } from '../src/eval/index.ts';
 import { DistillConfig, distill, sampleTraces } from '../src/jobs/distill.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadPreset, parseConfig } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
-import { Tokenizer } from '../src/tokenizer/index.ts';
+import { Tokenizer, encodeChat } from '../src/tokenizer/index.ts';
 import { SftConfig, resolveConfig } from '../src/train/config.ts';
 import { distillKl } from '../src/train/logit-distill.ts';
 import { readSftFile, sft } from '../src/train/sft.ts';
@@ -67,6 +75,21 @@ describe('SFT sets for distillation', () => {
       'no loss on the prompt',
     );
     assert.deepEqual(targets.slice(prompt.length - 1), [...e.ids.slice(prompt.length)], 'the loss on every completion id, from the first after <think>');
+  });
+
+  test("R1's chat template: the evaluation prompt is the prefix of the SFT conversation, and evaluate asks with it", async () => {
+    const prompt = [...encodeChatProblemPrompt(tok, problem)];
+    const conv = encodeChat(tok, conversationFromCompletion(problem, ok));
+    assert.deepEqual(conv.ids.slice(0, prompt.length), prompt, 'the generation prompt is an exact prefix of the trained conversation');
+    assert.ok(
+      conv.mask.slice(0, prompt.length).every((m, i) => m === 0 || i >= prompt.length - 2),
+      'the prompt is not trained on (but <think>\n)',
+    );
+    assert.deepEqual(prompt.slice(-2, -1), [tok.special.thinkOpen]);
+    const model = loadCheckpoint(TEACHER);
+    const r = await evaluate(model, tok, { problems: [problem], n: 1, temperature: 0, maxNewTokens: 8, format: 'r1' });
+    assert.equal(r.format, 'r1');
+    assert.equal((await evaluate(model, tok, { problems: [problem], n: 1, temperature: 0, maxNewTokens: 8 })).format, 'r1-zero');
   });
 
   test('readSftFile: problem lines in either template; clear errors for the wrong kind of line', async () => {

@@ -10,7 +10,7 @@
  * The tokenizer defaults to DIR/tokenizer.json. Options are validated here; the work is done by
  * src/eval. Knows nothing about training.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Device } from '../core/index.ts';
@@ -94,6 +94,7 @@ interface EvalCliOptions {
   seed: number;
   batchSize: number;
   stopAtAnswer: boolean;
+  format?: string;
   examples: number;
   device: string;
   json?: boolean;
@@ -105,7 +106,7 @@ const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
 function formatReport(r: EvalReport): string {
   const lines = [
-    `${r.task} · ${r.source} · ${r.problems} problems × ${r.samples} sample${r.samples === 1 ? '' : 's'} · ${r.temperature === 0 ? 'greedy' : `temperature ${r.temperature}, top-p ${r.topP}${r.topK ? `, top-k ${r.topK}` : ''}`} · ≤ ${r.maxNewTokens} new tokens · seed ${r.seed}`,
+    `${r.task} · ${r.source} · ${r.problems} problems × ${r.samples} sample${r.samples === 1 ? '' : 's'} · ${r.temperature === 0 ? 'greedy' : `temperature ${r.temperature}, top-p ${r.topP}${r.topK ? `, top-k ${r.topK}` : ''}`} · ≤ ${r.maxNewTokens} new tokens · seed ${r.seed}${r.format === 'r1' ? " · R1's chat template" : ''}`,
     `  pass@1            ${pct(r.pass1)}`,
     ...Object.entries(r.passAtK)
       .filter(([k]) => k !== '1')
@@ -176,6 +177,12 @@ export function registerEvalCommands(program: Command): void {
     .addOption(new Option('--seed <s>', 'seeds the problems and the sampler').argParser(nonNegInt).default(0))
     .addOption(new Option('--batch-size <n>', 'prompts per generation batch').argParser(positiveInt).default(16))
     .option('--no-stop-at-answer', 'do not stop a completion at its first </answer>')
+    .addOption(
+      new Option(
+        '--format <f>',
+        "how problems are asked: r1-zero (the R1-Zero prompt) or r1 (R1's chat template); default: the checkpoint's chat.json, else r1-zero",
+      ).choices(['r1-zero', 'r1']),
+    )
     .addOption(new Option('--examples <n>', 'sample completions to show').argParser(nonNegInt).default(3))
     .option('--device <device>', 'cpu, cuda, cuda:N', 'cpu')
     .option('--json', 'print one JSON object')
@@ -212,6 +219,7 @@ export function registerEvalCommands(program: Command): void {
         seed: o.seed,
         batchSize: o.batchSize,
         stopAtAnswer: o.stopAtAnswer,
+        format: formatOf(o),
         examples: o.probes ? o.n : o.examples, // the probes classify every greedy completion
         onProgress: o.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} problems`),
       });
@@ -220,4 +228,16 @@ export function registerEvalCommands(program: Command): void {
       const shown = o.probes ? { ...report, examples: report.examples.slice(0, o.examples) } : report;
       console.log(o.json ? JSON.stringify(probes ? { ...shown, probes } : shown) : formatReport(shown) + (probes ? `\n${formatProbes(probes)}` : ''));
     });
+}
+
+/** The prompt format: --format, else the template the checkpoint's chat.json declares, else R1-Zero's. */
+function formatOf(o: EvalCliOptions): 'r1-zero' | 'r1' {
+  if (o.format === 'r1' || o.format === 'r1-zero') return o.format;
+  const file = join(o.checkpoint, 'chat.json');
+  if (!existsSync(file)) return 'r1-zero';
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { template?: unknown }).template === 'r1' ? 'r1' : 'r1-zero';
+  } catch {
+    throw new Error(`${file} is not valid JSON; fix it, or pass --format r1-zero | r1`);
+  }
 }

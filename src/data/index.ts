@@ -115,6 +115,8 @@ export {
   sftBatch,
   SftLoader,
   conversationFromCompletion,
+  encodeChatProblemPrompt,
+  userTurnOf,
   type SftExample,
   type SftBatch,
   type SftBatchOptions,

@@ -23,6 +23,7 @@ import {
   type Split,
   type TaskName,
   decodeCompletion,
+  encodeChatProblemPrompt,
   encodeProblemPrompt,
   generateProblems,
   loadCountdownFile,
@@ -62,6 +63,11 @@ export interface EvaluateOptions {
   seed?: number;
   /** Prompts per generation batch (default 16; rows = batchSize × samples). */
   batchSize?: number;
+  /**
+   * How problems are asked: 'r1-zero' (default) the R1-Zero prompt; 'r1' R1's chat template with the
+   * question as the user turn (a model trained on chat conversations, e.g. `distill --template r1`).
+   */
+  format?: 'r1-zero' | 'r1';
   /** Stop a completion at its first </answer> (default true). */
   stopAtAnswer?: boolean;
   /** The k of pass@k (default 1, powers of two, samples). */
@@ -93,6 +99,7 @@ export interface EvalReport extends Figures {
   maxNewTokens: number;
   seed: number;
   stopAtAnswer: boolean;
+  format: 'r1-zero' | 'r1';
   generatedTokens: number;
   seconds: number;
   tokensPerSecond: number;
@@ -150,7 +157,7 @@ export async function evaluate(model: DeepSeekV3, tokenizer: Tokenizer, o: Evalu
   let genMs = 0;
   for (let start = 0; start < problems.length; start += batchSize) {
     const batch = problems.slice(start, start + batchSize);
-    const prompts = batch.map((p) => encodeProblemPrompt(tokenizer, p));
+    const prompts = batch.map((p) => (o.format === 'r1' ? encodeChatProblemPrompt(tokenizer, p) : encodeProblemPrompt(tokenizer, p)));
     const r = generate(model, prompts, {
       maxNewTokens,
       groupSize: samples,
@@ -193,6 +200,7 @@ export async function evaluate(model: DeepSeekV3, tokenizer: Tokenizer, o: Evalu
     maxNewTokens,
     seed,
     stopAtAnswer,
+    format: o.format ?? 'r1-zero',
     ...tally(outcomes, ks),
     generatedTokens: generated,
     seconds: genMs / 1000,

@@ -72,7 +72,7 @@ export const DistillConfig = z
       .max(1)
       .default(0)
       .describe("α of logit distillation on the kept traces (the teacher's next-token distributions; needs the student's tokenizer); 0: traces only, as R1"),
-    evalProblems: z.number().int().min(0).default(200).describe("held-out problems for the student's greedy pass@1 after SFT (0: none; template r1-zero only)"),
+    evalProblems: z.number().int().min(0).default(200).describe("held-out problems for the student's greedy pass@1 after SFT, asked in its template (0: none)"),
   })
   .strict();
 export type DistillConfig = z.output<typeof DistillConfig>;
@@ -256,7 +256,7 @@ export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter
   }
   const t2 = performance.now();
   let studentPass1: number | null = null;
-  if (trained && c.evalProblems > 0 && c.template === 'r1-zero') {
+  if (trained && c.evalProblems > 0) {
     const r = await evaluate(loadCheckpoint(trained), Tokenizer.load(path.join(trained, 'tokenizer.json')), {
       task: c.task,
       taskConfig: c.taskConfig,
@@ -264,6 +264,7 @@ export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter
       temperature: 0,
       maxNewTokens: c.maxNewTokens,
       seed: c.seed,
+      format: c.template,
     });
     studentPass1 = r.pass1;
     log(`distill: the student's held-out greedy pass@1 ${pct(r.pass1)} (${r.problems} problems)`);
