@@ -124,7 +124,7 @@ export function registerDistillCommands(program: Command): void {
         sftSteps?: number;
         evalProblems?: number;
       }) => {
-        const r = await runDistillCompare({ ...f, docsDir: f.updateDocs ? 'docs' : undefined });
+        const r = await runDistillCompare({ ...f, docsDir: f.updateDocs ? 'docs' : undefined, command: `npx tinyseek ${process.argv.slice(2).join(' ')}` });
         const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
         console.log(
           `teacher ${pct(r.teacher_pass1)} · student base ${pct(r.student_base_pass1)} · (a) RL ${pct(r.student_rl_pass1)} · (b) distilled ${pct(r.student_distill_pass1)} · (c) distilled + RL ${pct(r.student_distill_rl_pass1)}`,

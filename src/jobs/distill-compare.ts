@@ -74,6 +74,8 @@ export interface CompareOptions {
   pretrainOverrides?: Record<string, unknown>;
   rlOverrides?: Record<string, unknown>;
   distillOverrides?: Record<string, unknown>;
+  /** The command line that ran the comparison, for the report. */
+  command?: string;
   log?: (s: string) => void;
 }
 
@@ -257,7 +259,11 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
     distill_beats_rl: bPass1 > aPass1,
     date: new Date().toISOString().slice(0, 10),
   };
-  await writeReport(result, o.docsDir ?? compareReportDirOf(runsDir), { rlSteps: rlConfig('x', baseDir).steps, distill: dc });
+  await writeReport(result, o.docsDir ?? compareReportDirOf(runsDir), {
+    rlSteps: rlConfig('x', baseDir).steps,
+    distill: dc,
+    command: o.command ?? 'npx tinyseek distill-compare',
+  });
   return result;
 }
 
@@ -294,7 +300,7 @@ function verdict(r: CompareResult): string {
   return `${ordering}${noise}. RL after distillation (c) moved pass@1 by ${pts(dc)} from (b). Both arms sit below the teacher (${pct(r.teacher_pass1)}).`;
 }
 
-async function writeReport(r: CompareResult, dir: string, s: { rlSteps: number; distill: DistillConfig }): Promise<void> {
+async function writeReport(r: CompareResult, dir: string, s: { rlSteps: number; distill: DistillConfig; command: string }): Promise<void> {
   const results = path.join(dir, 'results');
   fs.mkdirSync(results, { recursive: true });
   writeFileAtomic(path.join(results, 'distill.json'), `${JSON.stringify(r, null, 2)}\n`);
@@ -327,7 +333,7 @@ model trained by RL alone (Qwen-32B: 47.0 AIME pass@1 by RL, 72.6 distilled). He
 ${(r.student.parameters / 1e6).toFixed(2)}M parameters (${(r.student.active / 1e6).toFixed(2)}M active per token), pretrained on the same
 corpus as the teacher (${r.student.pretrain_steps} steps${r.student.pretrain_minutes !== null ? `, ${m(r.student.pretrain_minutes)} min` : ''}); the teacher is
 \`${r.teacher.checkpoint}\` (${(r.teacher.parameters / 1e6).toFixed(2)}M parameters). All measured greedily on the same ${r.eval_problems} held-out
-Countdown problems (3 numbers ≤ 20, \`tinyseek eval\`'s defaults). Command: \`npx tinyseek distill-compare\`
+Countdown problems (3 numbers ≤ 20, \`tinyseek eval\`'s defaults). Command: \`${s.command}\`
 (${r.date}).
 
 ![pass@1 of each model](results/distill.svg)
