@@ -188,8 +188,8 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
     pretrainMinutes = r.elapsed / 60;
   }
   if (pretrainMinutes === null) {
-    const last = readMetrics(path.join(preDir, 'metrics.jsonl')).at(-1);
-    pretrainMinutes = typeof last?.elapsed_s === 'number' ? last.elapsed_s / 60 : null;
+    const last = readMetrics(path.join(preDir, 'metrics.jsonl')).findLast((r) => typeof r.elapsed_s === 'number');
+    pretrainMinutes = last ? (last.elapsed_s as number) / 60 : null;
   }
 
   log('── the teacher and the student base on the held-out problems ───');
@@ -223,7 +223,7 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
   const bPass1 = await evalOnce(b.finalDir, n, path.join(cacheDir, 'distill.json'), log);
   const summary = JSON.parse(fs.readFileSync(path.join(b.traces.dir, 'rejection.json'), 'utf8')) as { generatedTokens: number; minutes?: number };
   const sftRecords = readMetrics(path.join(b.sftRunDir, 'metrics.jsonl')).filter((r) => r.kind === 'train');
-  const sftLast = sftRecords.at(-1);
+  const sftLast = sftRecords.findLast((r) => typeof r.elapsed_s === 'number');
   const bArm: ArmResult = {
     pass1: bPass1,
     checkpoint: b.finalDir,
