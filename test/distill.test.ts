@@ -35,6 +35,19 @@ const problem: Problem = { task: 'countdown', nums: [3, 7, 12], target: 33, solu
 const ok = '\n3, 7 (12):\n3+7=10. 10+12=22.\n3*7=21. 21+12=33.\n33 reached.\nCheck: 3*7=21, 21+12=33.\n</think>\n<answer>3 * 7 + 12</answer>';
 const cand = (completion: string, truncated = false) => ({ completion, tokens: 50, truncated });
 
+/** A random `tiny` model with the teacher's tokenizer. */
+async function writeTinyModel(dir: string, seed: number): Promise<void> {
+  const config = parseConfig({
+    ...loadPreset('tiny'),
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 512,
+    bos_token_id: tok.special.bos,
+    eos_token_id: tok.special.eos,
+  });
+  await saveCheckpoint(dir, new DeepSeekV3(config, { seed }));
+  copyFileSync(join(TEACHER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+}
+
 describe('rejection sampling filters', () => {
   test('each filter on a hand-made completion, first failing filter named', () => {
     assert.equal(rejectionOf(cand(ok), problem), null);
@@ -116,15 +129,7 @@ describe('SFT sets for distillation', () => {
 describe('tinyseek distill', () => {
   test('the shipped reasoning model teaches a random tiny student; the sampling stage resumes where it stopped', async () => {
     const student = join(root, 'student');
-    const config = parseConfig({
-      ...loadPreset('tiny'),
-      vocab_size: tok.vocabSize,
-      max_position_embeddings: 512,
-      bos_token_id: tok.special.bos,
-      eos_token_id: tok.special.eos,
-    });
-    await saveCheckpoint(student, new DeepSeekV3(config, { seed: 5 }));
-    copyFileSync(join(TEACHER, 'tokenizer.json'), join(student, 'tokenizer.json'));
+    await writeTinyModel(student, 5);
     const c = DistillConfig.parse({
       name: 'd',
       runsDir: join(root, 'runs'),
@@ -226,20 +231,9 @@ describe('logit distillation', () => {
   });
 
   test('SFT with a logit teacher trains, and refuses a teacher with another tokenizer', async () => {
-    const mk = async (dir: string, seed: number): Promise<void> => {
-      const config = parseConfig({
-        ...loadPreset('tiny'),
-        vocab_size: tok.vocabSize,
-        max_position_embeddings: 512,
-        bos_token_id: tok.special.bos,
-        eos_token_id: tok.special.eos,
-      });
-      await saveCheckpoint(dir, new DeepSeekV3(config, { seed }));
-      copyFileSync(join(TEACHER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-    };
     const [s, t] = [join(root, 'ls'), join(root, 'lt')];
-    await mk(s, 1);
-    await mk(t, 2);
+    await writeTinyModel(s, 1);
+    await writeTinyModel(t, 2);
     const data = join(root, 'logit.jsonl');
     writeFileSync(data, `${JSON.stringify({ problem, completion: ok })}\n`.repeat(4));
     const cfg = (over: Record<string, unknown>) =>

@@ -180,6 +180,30 @@ class TextPipeline {
 
 const bytesOf = (s: string): number[] => [...Buffer.from(s, 'utf8')];
 
+/** A request's sampling fields as the engine takes them (the API's defaults: temperature 1, top_p 1). */
+function samplingOf(
+  body: {
+    temperature?: number | null;
+    top_p?: number | null;
+    presence_penalty?: number | null;
+    frequency_penalty?: number | null;
+    seed?: number | null;
+  },
+  topLogprobs: number,
+): Pick<WireRequest, 'sampling' | 'seed'> {
+  return {
+    sampling: {
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: 0,
+      presencePenalty: body.presence_penalty ?? 0,
+      frequencyPenalty: body.frequency_penalty ?? 0,
+      topLogprobs,
+    },
+    ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}),
+  };
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const tok = Tokenizer.load(join(o.checkpoint, 'tokenizer.json'));
   const format = ChatFormat.load(o.checkpoint, tok);
@@ -511,15 +535,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       id,
       prompt: p.ids,
       maxTokens,
-      sampling: {
-        temperature: body.temperature ?? 1,
-        topP: body.top_p ?? 1,
-        topK: 0,
-        presencePenalty: body.presence_penalty ?? 0,
-        frequencyPenalty: body.frequency_penalty ?? 0,
-        topLogprobs: body.logprobs ? (body.top_logprobs ?? 0) : 0,
-      },
-      ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}),
+      ...samplingOf(body, body.logprobs ? (body.top_logprobs ?? 0) : 0),
       stopSequences: format.stopSequences(),
       namespace: namespaceOf(key, body.user_id ?? body.user),
       ...(json ? { json: { opener: p.startInReasoning ? (format.answerTags ? '<answer>' : '</think>') : format.answerTags ? '<answer>' : '' } } : {}),
@@ -589,15 +605,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       id,
       prompt: ids,
       maxTokens,
-      sampling: {
-        temperature: body.temperature ?? 1,
-        topP: body.top_p ?? 1,
-        topK: 0,
-        presencePenalty: body.presence_penalty ?? 0,
-        frequencyPenalty: body.frequency_penalty ?? 0,
-        topLogprobs: body.logprobs ?? 0,
-      },
-      ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}),
+      ...samplingOf(body, body.logprobs ?? 0),
       namespace: namespaceOf(key, body.user_id ?? body.user),
     };
     const pipeline = new TextPipeline(tok, stopsOf(body.stop), { reasoning: false, startInReasoning: false, answerTags: false });
