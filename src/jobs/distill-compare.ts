@@ -24,18 +24,14 @@ import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { readConfigFile } from '../model/config.ts';
 import { countParameters } from '../model/params.ts';
-import { latestCheckpoint } from '../run/checkpointing.ts';
 import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
-import { readJsonObject } from '../run/config-file.ts';
 import { readMetrics } from '../run/metrics.ts';
 import { renderSvg } from '../run/plots.ts';
-import { configDifferences, runDirOf } from '../run/run-dir.ts';
-import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from '../rl/config.ts';
-import { trainRl } from '../rl/trainer.ts';
+import { type RlSettings, resolveRlConfig } from '../rl/config.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { PretrainConfig, resolveConfig } from '../train/config.ts';
-import { pretrain } from '../train/pretrain.ts';
 import { DistillConfig, distill } from './distill.ts';
+import { finishedPretraining, finishedRl } from './stages.ts';
 
 const CHECKPOINTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'checkpoints');
 
@@ -126,18 +122,9 @@ async function evalOnce(checkpoint: string, n: number, cacheFile: string, log: (
   return r.pass1;
 }
 
-/** An RL run that is reused when finished with the same settings and resumed when interrupted. */
+/** The arm's RL run, finished, with its wall minutes and the tokens its rollouts generated. */
 async function rlStage(c: RlSettings, log: (s: string) => void): Promise<{ finalDir: string; minutes: number; generated: number }> {
-  const runDir = runDirOf(c);
-  const finalDir = path.join(runDir, 'final');
-  const configFile = path.join(runDir, 'config.json');
-  const sameRun = fs.existsSync(configFile) && configDifferences(readJsonObject(configFile), c, '', RL_RUN_CONTROL_KEYS).length === 0;
-  if (fs.existsSync(configFile) && !sameRun) throw new Error(`${runDir} holds an RL run with other settings; delete it to run the comparison again`);
-  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json')) && readJsonObject(configFile).steps === c.steps) log(`RL already done: ${finalDir}`);
-  else {
-    const r = await trainRl(c, { resume: sameRun && latestCheckpoint(runDir) !== null, log });
-    if (r.stoppedBy !== 'done') throw new Error(`RL stopped at step ${r.step}; run the same command again to continue`);
-  }
+  const { runDir, finalDir } = await finishedRl(c, log);
   const rl = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.kind === 'rl');
   const last = rl.at(-1);
   return {
@@ -175,22 +162,9 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
     },
     'distill-compare: the student base',
   );
-  const preDir = runDirOf(pre);
-  const baseDir = path.join(preDir, 'final');
-  const savedPre = path.join(preDir, 'config.json');
-  const samePre = fs.existsSync(savedPre) && configDifferences(readJsonObject(savedPre), pre).length === 0;
-  let pretrainMinutes: number | null = null;
-  if (samePre && fs.existsSync(path.join(baseDir, 'config.json'))) log(`pretraining already done: ${baseDir}`);
-  else {
-    if (fs.existsSync(preDir) && !samePre) throw new Error(`${preDir} holds a run with other settings; delete it to run the comparison again`);
-    const r = await pretrain(pre, { resume: samePre && latestCheckpoint(preDir) !== null, log });
-    if (r.stoppedBy !== 'done') throw new Error(`pretraining stopped at step ${r.step}; run the same command again to continue`);
-    pretrainMinutes = r.elapsed / 60;
-  }
-  if (pretrainMinutes === null) {
-    const last = readMetrics(path.join(preDir, 'metrics.jsonl')).findLast((r) => typeof r.elapsed_s === 'number');
-    pretrainMinutes = last ? (last.elapsed_s as number) / 60 : null;
-  }
+  const { runDir: preDir, finalDir: baseDir } = await finishedPretraining(pre, log);
+  const preLast = readMetrics(path.join(preDir, 'metrics.jsonl')).findLast((r) => typeof r.elapsed_s === 'number');
+  const pretrainMinutes = preLast ? (preLast.elapsed_s as number) / 60 : null;
 
   log('── the teacher and the student base on the held-out problems ───');
   const teacherPass1 = await evalOnce(teacher, n, path.join(cacheDir, 'teacher.json'), log);
@@ -216,19 +190,16 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
     ...(o.sftSteps ? { sft: { steps: o.sftSteps } } : {}),
     ...o.distillOverrides,
   });
-  const t0 = performance.now();
   const b = await distill(dc, { resume: true, log });
   if (!b.finalDir) throw new Error('distillation stopped before its end; run the same command again to continue');
-  const bWall = (performance.now() - t0) / 60000;
   const bPass1 = await evalOnce(b.finalDir, n, path.join(cacheDir, 'distill.json'), log);
-  const summary = JSON.parse(fs.readFileSync(path.join(b.traces.dir, 'rejection.json'), 'utf8')) as { generatedTokens: number; minutes?: number };
   const sftRecords = readMetrics(path.join(b.sftRunDir, 'metrics.jsonl')).filter((r) => r.kind === 'train');
   const sftLast = sftRecords.findLast((r) => typeof r.elapsed_s === 'number');
   const bArm: ArmResult = {
     pass1: bPass1,
     checkpoint: b.finalDir,
-    minutes: (summary.minutes ?? bWall) + (typeof sftLast?.elapsed_s === 'number' ? sftLast.elapsed_s / 60 : 0),
-    generated_tokens: summary.generatedTokens,
+    minutes: b.traces.minutes + (typeof sftLast?.elapsed_s === 'number' ? sftLast.elapsed_s / 60 : 0),
+    generated_tokens: b.traces.generatedTokens,
     trained_tokens: typeof sftLast?.tokens_seen === 'number' ? sftLast.tokens_seen : 0,
   };
 

@@ -98,7 +98,9 @@ export interface TraceStage {
   kept: number;
   candidates: number;
   rejected: Record<Rejection, number>;
-  seconds: number;
+  /** Tokens the teacher generated, and the stage's wall minutes (when it ran, or when it was reused: then). */
+  generatedTokens: number;
+  minutes: number;
   reused: boolean;
 }
 
@@ -125,9 +127,9 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
     const diff = configDifferences(readJsonObject(configFile, 'restore it, or choose another --name'), c, '', SAMPLING_FREE_KEYS);
     if (diff.length) throw new Error(`${dir} holds traces sampled with other settings (${diff.join(', ')}); choose another --name or restore them`);
     if (fs.existsSync(file) && fs.existsSync(summaryFile)) {
-      const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as SamplingState;
+      const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as SamplingState & { minutes: number };
       log(`distill: reusing the ${s.kept} traces in ${file}`);
-      return { dir, file, kept: s.kept, candidates: s.candidates, rejected: s.rejected, seconds: s.seconds, reused: true };
+      return { dir, file, kept: s.kept, candidates: s.candidates, rejected: s.rejected, generatedTokens: s.generatedTokens, minutes: s.minutes, reused: true };
     }
     if (fs.existsSync(stateFile) && !o.resume)
       throw new Error(`${dir} holds an interrupted sampling stage: continue it with --resume, or choose another --name`);
@@ -208,7 +210,7 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
       sink.flush();
       writeFileAtomic(stateFile, `${JSON.stringify(state)}\n`);
       sink.progress(step, {
-        kept: state.kept,
+        kept: String(state.kept),
         kept_share: pct(state.kept / Math.max(1, state.candidates)),
         tokensPerSecond: r.generatedTokens / Math.max(r.seconds, 1e-9),
       });
@@ -218,14 +220,24 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
     sink.close();
   }
   fs.renameSync(partial, file);
-  writeFileAtomic(summaryFile, `${JSON.stringify({ ...state, minutes: (performance.now() - t0) / 60000 }, null, 2)}\n`);
+  const minutes = (performance.now() - t0) / 60000;
+  writeFileAtomic(summaryFile, `${JSON.stringify({ ...state, minutes }, null, 2)}\n`);
   fs.rmSync(stateFile, { force: true });
   await sink.plot();
   const rej = REJECTIONS.map((k) => `${k} ${state.rejected[k]}`).join(', ');
   log(`distill: kept ${state.kept} of ${state.candidates} completions (${pct(state.kept / Math.max(1, state.candidates))}); rejected: ${rej}`);
   if (state.kept === 0)
     throw new Error(`distill: the teacher ${c.teacher} wrote no trace that passed the filters; check it solves the task (tinyseek eval) or raise samples`);
-  return { dir, file, kept: state.kept, candidates: state.candidates, rejected: state.rejected, seconds: state.seconds, reused: false };
+  return {
+    dir,
+    file,
+    kept: state.kept,
+    candidates: state.candidates,
+    rejected: state.rejected,
+    generatedTokens: state.generatedTokens,
+    minutes,
+    reused: false,
+  };
 }
 
 /** Both stages and the student's evaluation. */

@@ -21,12 +21,11 @@ import { HELDOUT_CAP, SHIPPED_BASE, type TaskResult, runR1Zero } from './r1-zero
 import { Tokenizer } from '../tokenizer/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
-import { latestCheckpoint } from '../run/checkpointing.ts';
 import { readJsonObject } from '../run/config-file.ts';
 import { readMetrics } from '../run/metrics.ts';
 import { PretrainConfig, resolveConfig } from '../train/config.ts';
 import { dataSpecOf, preparePretrainData } from '../train/data-prep.ts';
-import { configDifferences, pretrain, runDirOf } from '../train/pretrain.ts';
+import { finishedPretraining } from './stages.ts';
 
 export interface PipelineOptions {
   /** Pretraining config: a preset name or file (default pretrain-small). */
@@ -181,23 +180,11 @@ async function shipBaseModel(s: PipelineSummary, dir: string, log: (s: string) =
 async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Promise<PipelineSummary> {
   const source = o.config ?? 'pretrain-small';
   const cfg = resolveConfig(PretrainConfig, source, o.overrides ?? {}, source);
-  const runDir = runDirOf(cfg);
-  const finalDir = path.join(runDir, 'final');
-  const savedConfig = path.join(runDir, 'config.json');
-  const sameRun = fs.existsSync(savedConfig) && configDifferences(readJsonObject(savedConfig), cfg).length === 0;
 
   log('── 1/2 pretraining the base model ──────────────────────────────');
-  let trainSeconds: number | null = null;
-  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json'))) {
-    log(`pretraining already done: ${finalDir} (delete ${runDir} to train again)`);
-  } else {
-    if (fs.existsSync(runDir) && !sameRun) {
-      throw new Error(`${runDir} holds a run with other settings; choose another name (--name) or delete it`);
-    }
-    const r = await pretrain(cfg, { resume: sameRun && latestCheckpoint(runDir) !== null, log });
-    if (r.stoppedBy !== 'done') throw new Error(`pretraining stopped at step ${r.step}; run the same command again to continue`);
-    trainSeconds = r.elapsed;
-  }
+  const run = await finishedPretraining(cfg, log);
+  const { runDir, finalDir } = run;
+  let trainSeconds = run.trainedSeconds;
 
   log('── the base model on the held-out problems ─────────────────────');
   const evalFile = path.join(runDir, 'eval-base.json');

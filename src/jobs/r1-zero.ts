@@ -40,16 +40,15 @@ import {
 import { writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { latestCheckpoint } from '../run/checkpointing.ts';
 import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
 import { readJsonObject } from '../run/config-file.ts';
 import { type MetricRecord, readMetrics } from '../run/metrics.ts';
 import { renderComparison } from '../run/plots.ts';
 import { traceFormatOf } from '../run/trace-format.ts';
-import { configDifferences, runDirOf } from '../run/run-dir.ts';
-import { RL_RUN_CONTROL_KEYS, type RlSettings, resolveRlConfig } from '../rl/config.ts';
+import { runDirOf } from '../run/run-dir.ts';
+import { type RlSettings, resolveRlConfig } from '../rl/config.ts';
 import { detectSelfCheck } from '../rl/selfcheck.ts';
-import { trainRl } from '../rl/trainer.ts';
+import { finishedRl } from './stages.ts';
 
 export const R1_ZERO_TASKS: readonly TaskName[] = ['countdown', 'multiplication'];
 
@@ -238,16 +237,7 @@ async function runTask(task: TaskName, o: R1ZeroOptions, resultsDir: string, log
   const before = await evaluateBoth(c.base, c, plan, path.join(runDir, 'eval-base.json'), log);
 
   log(`── ${task}: GRPO, ${c.steps} steps`);
-  const finalDir = path.join(runDir, 'final');
-  const configFile = path.join(runDir, 'config.json');
-  const sameRun = fs.existsSync(configFile) && configDifferences(readJsonObject(configFile), c, '', RL_RUN_CONTROL_KEYS).length === 0;
-  if (fs.existsSync(configFile) && !sameRun) throw new Error(`${runDir} holds an RL run with other settings; delete it to run the experiment again`);
-  if (sameRun && fs.existsSync(path.join(finalDir, 'config.json')) && readJsonObject(configFile).steps === c.steps) {
-    log(`RL already done: ${finalDir}`);
-  } else {
-    const r = await trainRl(c, { resume: sameRun && latestCheckpoint(runDir) !== null, log });
-    if (r.stoppedBy !== 'done') throw new Error(`RL stopped at step ${r.step}; run the same command again to continue`);
-  }
+  const { finalDir } = await finishedRl(c, log);
 
   log(`── ${task}: the RL model on the same problems`);
   const after = await evaluateBoth(finalDir, c, plan, path.join(runDir, 'eval-rl.json'), log);
