@@ -41,6 +41,9 @@ export interface AnnotatedSample {
   marks: SelfCheckSpan[];
 }
 
+/** A run name that names no run under the runs directory (a badly formed name is a plain RangeError). */
+export class UnknownRunError extends RangeError {}
+
 const RUNNING_WINDOW_MS = 120_000;
 /** At most this many bytes per read, so a long run's history arrives in pieces. */
 const MAX_READ = 4 << 20;
@@ -68,7 +71,7 @@ export class RunsDirectory {
     } catch (e) {
       throw new RangeError(`${(e as Error).message}; GET /runs/api/list names the runs`);
     }
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new RangeError(`no run named ${JSON.stringify(name)} under ${this.root}`);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UnknownRunError(`no run named ${JSON.stringify(name)} under ${this.root}`);
     return dir;
   }
 

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { RunsDirectory } from './runs-data.ts';
+import { RunsDirectory, UnknownRunError } from './runs-data.ts';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WEB = path.join(ROOT, 'web');
@@ -120,7 +120,7 @@ export function registerWeb(app: FastifyInstance, o: WebOptions): void {
     try {
       return read();
     } catch (e) {
-      if (e instanceof RangeError) throw new HttpError(/^no run named/.test(e.message) ? 404 : 400, e.message);
+      if (e instanceof RangeError) throw new HttpError(e instanceof UnknownRunError ? 404 : 400, e.message);
       throw e;
     }
   };
