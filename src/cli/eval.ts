@@ -10,7 +10,7 @@
  * The tokenizer defaults to DIR/tokenizer.json. Options are validated here; the work is done by
  * src/eval. Knows nothing about training.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Device } from '../core/index.ts';
@@ -32,6 +32,7 @@ import { loadCheckpoint } from '../model/checkpoint.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { traceFormatOf } from '../run/trace-format.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
+import { ChatFormat } from '../server/chat-format.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -219,7 +220,7 @@ export function registerEvalCommands(program: Command): void {
         seed: o.seed,
         batchSize: o.batchSize,
         stopAtAnswer: o.stopAtAnswer,
-        format: formatOf(o),
+        format: formatOf(o, tokenizer),
         examples: o.probes ? o.n : o.examples, // the probes classify every greedy completion
         onProgress: o.json ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} problems`),
       });
@@ -231,13 +232,8 @@ export function registerEvalCommands(program: Command): void {
 }
 
 /** The prompt format: --format, else the template the checkpoint's chat.json declares, else R1-Zero's. */
-function formatOf(o: EvalCliOptions): 'r1-zero' | 'r1' {
+function formatOf(o: EvalCliOptions, tokenizer: Tokenizer): 'r1-zero' | 'r1' {
   if (o.format === 'r1' || o.format === 'r1-zero') return o.format;
-  const file = join(o.checkpoint, 'chat.json');
-  if (!existsSync(file)) return 'r1-zero';
-  try {
-    return (JSON.parse(readFileSync(file, 'utf8')) as { template?: unknown }).template === 'r1' ? 'r1' : 'r1-zero';
-  } catch {
-    throw new Error(`${file} is not valid JSON; fix it, or pass --format r1-zero | r1`);
-  }
+  if (!existsSync(join(o.checkpoint, 'chat.json'))) return 'r1-zero';
+  return ChatFormat.load(o.checkpoint, tokenizer).file.template;
 }
