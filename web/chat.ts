@@ -66,8 +66,8 @@ let settings: Settings = loadSettings();
 let models: ModelInfo[] = [];
 let conversations: Conversation[] = loadConversations();
 let current: Conversation | null = conversations[0] ?? null;
-/** The reply being streamed, if any. */
-let live: { conv: Conversation; msg: Message; abort: AbortController; view: AssistantView } | null = null;
+/** The reply being streamed, if any; `view` is the one renderConversation put on the page. */
+let live: { conv: Conversation; msg: Message; abort: AbortController; view: AssistantView | null } | null = null;
 
 function loadConversations(): Conversation[] {
   try {
@@ -360,7 +360,7 @@ async function sendReply(conv: Conversation): Promise<void> {
   conversations = [conv, ...conversations.filter((c) => c !== conv)];
   current = conv;
   const abort = new AbortController();
-  live = { conv, msg, abort, view: new AssistantView(msg, true) };
+  live = { conv, msg, abort, view: null };
   renderList();
   renderConversation();
   setBusy(true);
@@ -386,7 +386,7 @@ async function sendReply(conv: Conversation): Promise<void> {
     if (frame) return;
     frame = requestAnimationFrame(() => {
       frame = 0;
-      live?.view.update(true);
+      live?.view?.update(true);
       const near = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 120;
       if (near) messagesEl.scrollTop = messagesEl.scrollHeight;
     });
@@ -448,12 +448,10 @@ async function sendReply(conv: Conversation): Promise<void> {
         tokensPerSecond: first !== null && last !== null && last > first ? (usage.completion_tokens - 1) / ((last - first) / 1000) : null,
       };
     }
-    const view = live?.view;
     live = null;
     conv.updated = Date.now();
     persist();
     setBusy(false);
-    view?.update(false);
     renderConversation();
     input.focus();
   }
