@@ -5,11 +5,14 @@
  *
  *   tinyseek distill --teacher DIR --student DIR [--name N] [--prompts 2000] [--samples 4] [--steps 300]
  *   tinyseek distill-compare [--update-docs]   R1's Table 6 at small scale: RL alone, distilled, both
+ *   tinyseek r1 [--ship] [--update-docs]         R1's multi-stage recipe: cold start, RL, rejection
+ *                                                sampling + SFT, RL — the shipped chat model
  */
 import type { Command } from 'commander';
 import { readJsonObject } from '../run/config-file.ts';
 import { DistillConfig, distill } from '../jobs/distill.ts';
 import { compareReportDirOf, runDistillCompare } from '../jobs/distill-compare.ts';
+import { SHIPPED_R1, r1ReportDirOf, runR1 } from '../jobs/r1.ts';
 import { TrainConfigError } from '../train/config.ts';
 import { guarded, positiveInt, positiveNumber } from './train.ts';
 
@@ -130,6 +133,53 @@ export function registerDistillCommands(program: Command): void {
           `teacher ${pct(r.teacher_pass1)} · student base ${pct(r.student_base_pass1)} · (a) RL ${pct(r.student_rl_pass1)} · (b) distilled ${pct(r.student_distill_pass1)} · (c) distilled + RL ${pct(r.student_distill_rl_pass1)}`,
         );
         console.log(`report: ${f.updateDocs ? 'docs' : compareReportDirOf(f.runsDir)}/distill.md`);
+      },
+    );
+
+  program
+    .command('r1')
+    .description(
+      "DeepSeek-R1's multi-stage recipe: cold-start SFT on the R1-Zero model's readable traces, reasoning RL in the chat template (accuracy + language consistency), rejection sampling + SFT of the base, RL again",
+    )
+    .option('--runs-dir <dir>', 'where runs live', 'runs')
+    .option('--base <dir>', 'the base model every SFT stage starts from (default: the shipped small-base)')
+    .option('--r1-zero <dir>', 'the R1-Zero model whose traces make the cold start (default: the shipped small-r1-zero)')
+    .option('--rl-steps <n>', 'GRPO steps of each RL stage', positiveInt)
+    .option('--prompts <n>', 'train prompts of each rejection-sampling stage', positiveInt)
+    .option('--samples <K>', 'samples per prompt of each rejection-sampling stage', positiveInt)
+    .option('--sft-steps <n>', 'SFT steps of each SFT stage', positiveInt)
+    .option('--language-weight <w>', 'weight of the language-consistency reward beside accuracy (1)', (v) => Number(v))
+    .option('--eval-problems <n>', 'held-out problems of every evaluation', positiveInt)
+    .option('--ship', `write the final model to ${SHIPPED_R1} (bfloat16), the model tinyseek serve uses by default`)
+    .option('--update-docs', "write the report into the repository's docs/ (default: <runs-dir>/r1-report)")
+    .action(
+      async (f: {
+        runsDir: string;
+        base?: string;
+        r1Zero?: string;
+        rlSteps?: number;
+        prompts?: number;
+        samples?: number;
+        sftSteps?: number;
+        languageWeight?: number;
+        evalProblems?: number;
+        ship?: boolean;
+        updateDocs?: boolean;
+      }) => {
+        if (f.languageWeight !== undefined && !(Number.isFinite(f.languageWeight) && f.languageWeight >= 0))
+          throw new Error(`--language-weight must be a number ≥ 0, got ${f.languageWeight}`);
+        await guarded(async () => {
+          const r = await runR1({
+            ...f,
+            shipTo: f.ship ? SHIPPED_R1 : undefined,
+            docsDir: f.updateDocs ? 'docs' : undefined,
+            command: `npx tinyseek ${process.argv.slice(2).join(' ')}`,
+          });
+          const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+          console.log(`R1 chat model ${pct(r.r1_pass1)} (chat format) · R1-Zero model ${pct(r.r1_zero_pass1)} · base ${pct(r.base_pass1)}`);
+          console.log(`report: ${f.updateDocs ? 'docs' : r1ReportDirOf(f.runsDir)}/r1.md`);
+          return r;
+        });
       },
     );
 }

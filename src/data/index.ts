@@ -115,8 +115,6 @@ export {
   sftBatch,
   SftLoader,
   conversationFromCompletion,
-  encodeChatProblemPrompt,
-  userTurnOf,
   type SftExample,
   type SftBatch,
   type SftBatchOptions,
@@ -125,9 +123,10 @@ export {
 export {
   promptBatch,
   promptBatchFromIds,
-  encodeProblemPrompt,
   PromptLoader,
   type PromptBatch,
   type PromptBatchOptions,
   type PromptLoaderOptions,
 } from './rl.ts';
+export { latinWordShare, isGarbled } from './language.ts';
+export { PROMPT_FORMATS, type PromptFormat, encodeProblemPrompt, encodeChatProblemPrompt, encodeTaskPrompt, userTurnOf } from './prompt-format.ts';

@@ -1,6 +1,6 @@
 /**
- * Prompt batches for RL rollouts. Each problem's R1-Zero prompt (tasks: promptOf) is encoded as
- * [BOS] + prompt (encode.ts) and rows are LEFT-padded with the pad id to the longest prompt of the
+ * Prompt batches for RL rollouts. Each problem's prompt, in the R1-Zero or the R1 chat format
+ * (prompt-format.ts), is encoded and rows are LEFT-padded with the pad id to the longest prompt of the
  * batch, so that every prompt ends in the last column and generation appends new tokens in the same
  * column for the whole batch (what a batched decoder with a KV cache wants).
  *
@@ -13,10 +13,9 @@
  * With groupSize G (GRPO), each problem fills G consecutive rows (row b·G + g is problem b); the
  * problems list has one entry per row. It knows nothing about sampling or rewards.
  */
-import { encodePrompt } from './encode.ts';
+import { type PromptFormat, encodeTaskPrompt } from './prompt-format.ts';
 import { EpochIterator, type IteratorState } from './shuffle.ts';
 import type { SeedPart } from './rng.ts';
-import { promptOf } from './tasks/index.ts';
 import type { Problem } from './tasks/types.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 
@@ -37,10 +36,8 @@ export interface PromptBatchOptions {
   groupSize?: number;
   /** A prompt longer than this many ids is an error (it would leave no room to generate). */
   maxPromptLen?: number;
-}
-
-export function encodeProblemPrompt(tok: Tokenizer, p: Problem): Int32Array {
-  return Int32Array.from(encodePrompt(tok, promptOf(p)));
+  /** How each problem is asked (prompt-format.ts). Default r1-zero. */
+  format?: PromptFormat;
 }
 
 /** A batch from already-encoded prompts (the loader caches encodings). */
@@ -80,7 +77,7 @@ export function promptBatchFromIds<P extends Problem>(
 export function promptBatch<P extends Problem>(tok: Tokenizer, problems: readonly P[], o: PromptBatchOptions = {}): PromptBatch<P> {
   return promptBatchFromIds(
     tok.special.pad,
-    problems.map((p) => encodeProblemPrompt(tok, p)),
+    problems.map((p) => encodeTaskPrompt(tok, p, o.format ?? 'r1-zero')),
     problems,
     o,
   );
@@ -104,7 +101,7 @@ export class PromptLoader<P extends Problem = Problem> {
     private readonly o: PromptLoaderOptions,
   ) {
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`PromptLoader: batchSize must be a positive integer, got ${o.batchSize}`);
-    this.encoded = problems.map((p) => encodeProblemPrompt(tok, p));
+    this.encoded = problems.map((p) => encodeTaskPrompt(tok, p, o.format ?? 'r1-zero'));
     const idx = problems.map((_, i) => i);
     this.it = o.resume ? EpochIterator.resume(idx, o.resume) : new EpochIterator(idx, { seed: o.seed });
   }

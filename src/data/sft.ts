@@ -20,8 +20,7 @@ import { type ChatMessage, type EncodeChatOptions, encodeChat } from '../tokeniz
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { THINK_CLOSE } from './answer.ts';
 import { encodeText } from './encode.ts';
-import { encodeProblemPrompt } from './rl.ts';
-import { instructionOf, questionOf } from './tasks/index.ts';
+import { encodeProblemPrompt, userTurnOf } from './prompt-format.ts';
 import type { Problem } from './tasks/types.ts';
 
 export interface SftExample {
@@ -46,18 +45,6 @@ export function conversationFromCompletion(problem: Problem, completion: string)
   const reasoning = (cut < 0 ? completion : completion.slice(0, cut)).trim();
   const content = cut < 0 ? '' : completion.slice(cut + THINK_CLOSE.length).trim();
   return [userTurnOf(problem), { role: 'assistant', content, reasoning_content: reasoning }];
-}
-
-/** The user turn a problem becomes in R1's chat template: the task's question and format instruction. */
-export const userTurnOf = (problem: Problem): ChatMessage => ({ role: 'user', content: `${questionOf(problem)} ${instructionOf(problem)}` });
-
-/**
- * A problem as a generation prompt in R1's chat template (…<｜User｜>{question}<｜Assistant｜><think>\n):
- * how a model trained on conversationFromCompletion is asked. Its reply is the reasoning, `</think>`,
- * then the answer, which the task's rule scores as it scores an R1-Zero completion.
- */
-export function encodeChatProblemPrompt(tok: Tokenizer, problem: Problem): Int32Array {
-  return Int32Array.from(encodeChat(tok, [userTurnOf(problem)], { addGenerationPrompt: true }).ids);
 }
 
 /**

@@ -23,8 +23,8 @@ import {
   type Split,
   type TaskName,
   decodeCompletion,
-  encodeChatProblemPrompt,
-  encodeProblemPrompt,
+  encodeTaskPrompt,
+  type PromptFormat,
   generateProblems,
   loadCountdownFile,
   referenceAnswerOf,
@@ -67,7 +67,7 @@ export interface EvaluateOptions {
    * How problems are asked: 'r1-zero' (default) the R1-Zero prompt; 'r1' R1's chat template with the
    * question as the user turn (a model trained on chat conversations, e.g. `distill --template r1`).
    */
-  format?: 'r1-zero' | 'r1';
+  format?: PromptFormat;
   /** Stop a completion at its first </answer> (default true). */
   stopAtAnswer?: boolean;
   /** The k of pass@k (default 1, powers of two, samples). */
@@ -99,7 +99,7 @@ export interface EvalReport extends Figures {
   maxNewTokens: number;
   seed: number;
   stopAtAnswer: boolean;
-  format: 'r1-zero' | 'r1';
+  format: PromptFormat;
   generatedTokens: number;
   seconds: number;
   tokensPerSecond: number;
@@ -157,7 +157,7 @@ export async function evaluate(model: DeepSeekV3, tokenizer: Tokenizer, o: Evalu
   let genMs = 0;
   for (let start = 0; start < problems.length; start += batchSize) {
     const batch = problems.slice(start, start + batchSize);
-    const prompts = batch.map((p) => (o.format === 'r1' ? encodeChatProblemPrompt(tokenizer, p) : encodeProblemPrompt(tokenizer, p)));
+    const prompts = batch.map((p) => encodeTaskPrompt(tokenizer, p, o.format ?? 'r1-zero'));
     const r = generate(model, prompts, {
       maxNewTokens,
       groupSize: samples,

@@ -10,6 +10,8 @@
  *                through a false step would teach the student the false fact
  *   repetitive   the reasoning loops: a line of 8 or more characters stands 3 or more times, or
  *                fewer than half of its 10 or more lines are distinct
+ *   unreadable   the reasoning holds undecodable bytes or control characters, or a word outside the
+ *                Latin script (R1 kept only readable, language-consistent chains of thought)
  *   duplicate    the same text as a completion already kept for this prompt
  *   surplus      the prompt already has `keepPerPrompt` kept completions
  *
@@ -17,12 +19,22 @@
  *
  * It knows tasks, the engine's API and the filters; not files, runs or training.
  */
-import { type Problem, THINK_CLOSE, decodeCompletion, encodeProblemPrompt, extractAnswer, scoreCompletion } from '../data/index.ts';
+import {
+  type Problem,
+  type PromptFormat,
+  THINK_CLOSE,
+  decodeCompletion,
+  encodeTaskPrompt,
+  extractAnswer,
+  isGarbled,
+  latinWordShare,
+  scoreCompletion,
+} from '../data/index.ts';
 import { generate } from '../engine/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 
-export const REJECTIONS = ['truncated', 'malformed', 'wrong', 'unsound', 'repetitive', 'duplicate', 'surplus'] as const;
+export const REJECTIONS = ['truncated', 'malformed', 'wrong', 'unsound', 'repetitive', 'unreadable', 'duplicate', 'surplus'] as const;
 export type Rejection = (typeof REJECTIONS)[number];
 
 export interface Candidate {
@@ -32,7 +44,7 @@ export interface Candidate {
   truncated: boolean;
 }
 
-/** Why a completion is rejected on its own (truncated, malformed, wrong, repetitive), or null when it passes. */
+/** Why a completion is rejected on its own (truncated … unreadable), or null when it passes. */
 export function rejectionOf(c: Candidate, p: Problem): Exclude<Rejection, 'duplicate' | 'surplus'> | null {
   if (c.truncated) return 'truncated';
   const cut = c.completion.indexOf(THINK_CLOSE);
@@ -41,7 +53,9 @@ export function rejectionOf(c: Candidate, p: Problem): Exclude<Rejection, 'dupli
   if (!a.found) return 'malformed';
   if (scoreCompletion(c.completion, p).reward !== 1) return 'wrong';
   if (falseSteps(c.completion.slice(0, cut)).length) return 'unsound';
-  if (isRepetitive(c.completion.slice(0, cut))) return 'repetitive';
+  const reasoning = c.completion.slice(0, cut);
+  if (isRepetitive(reasoning)) return 'repetitive';
+  if (isGarbled(reasoning) || latinWordShare(reasoning) < 1) return 'unreadable';
   return null;
 }
 
@@ -89,6 +103,8 @@ export interface RejectionOptions {
   seed: number;
   /** Prompts per generation batch (rows = batchSize × samples). */
   batchSize?: number;
+  /** How the teacher is asked (its own format). Default r1-zero. */
+  format?: PromptFormat;
 }
 
 export interface RejectionBatch {
@@ -116,7 +132,7 @@ export function rejectionSample(model: DeepSeekV3, tok: Tokenizer, problems: rea
     const batch = problems.slice(start, start + batchSize);
     const r = generate(
       model,
-      batch.map((p) => encodeProblemPrompt(tok, p)),
+      batch.map((p) => encodeTaskPrompt(tok, p, o.format ?? 'r1-zero')),
       {
         maxNewTokens: o.maxNewTokens,
         groupSize: o.samples,

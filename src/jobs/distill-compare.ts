@@ -19,19 +19,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { evaluate } from '../eval/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
-import { loadCheckpoint } from '../model/checkpoint.ts';
 import { readConfigFile } from '../model/config.ts';
 import { countParameters } from '../model/params.ts';
-import { checkpointFingerprint, readCached, writeCached } from '../run/cached-result.ts';
 import { readMetrics } from '../run/metrics.ts';
+import { markdownTable } from '../run/markdown-table.ts';
 import { renderSvg } from '../run/plots.ts';
 import { type RlSettings, resolveRlConfig } from '../rl/config.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
 import { PretrainConfig, resolveConfig } from '../train/config.ts';
 import { DistillConfig, distill } from './distill.ts';
-import { finishedPretraining, finishedRl } from './stages.ts';
+import { HELDOUT_TASK_CONFIG, finishedPretraining, heldoutPass1, rlStage } from './stages.ts';
 
 const CHECKPOINTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'checkpoints');
 
@@ -47,7 +44,7 @@ export const STUDENT_OVERRIDES = {
 };
 
 /** The problems every model is measured on: `tinyseek eval`'s held-out Countdown. */
-export const COMPARE_TASK_CONFIG = { minCount: 3, maxCount: 3, maxNumber: 20, promptFrame: 'compact' };
+export const COMPARE_TASK_CONFIG = HELDOUT_TASK_CONFIG;
 
 export interface CompareOptions {
   runsDir?: string;
@@ -103,36 +100,8 @@ export interface CompareResult {
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
-async function evalOnce(checkpoint: string, n: number, cacheFile: string, log: (s: string) => void): Promise<number> {
-  const key = { v: 1, checkpoint: checkpointFingerprint(checkpoint), n, taskConfig: COMPARE_TASK_CONFIG, maxNewTokens: 256, seed: 0 };
-  const cached = readCached<number>(cacheFile, key);
-  if (cached !== null) return cached;
-  const r = await evaluate(loadCheckpoint(checkpoint), Tokenizer.load(path.join(checkpoint, 'tokenizer.json')), {
-    task: 'countdown',
-    taskConfig: COMPARE_TASK_CONFIG,
-    n,
-    temperature: 0,
-    maxNewTokens: 256,
-    seed: 0,
-    examples: 0,
-    batchSize: 32,
-  });
-  log(`  ${checkpoint}: greedy pass@1 ${pct(r.pass1)} on ${r.problems} held-out problems`);
-  writeCached(cacheFile, key, r.pass1);
-  return r.pass1;
-}
-
-/** The arm's RL run, finished, with its wall minutes and the tokens its rollouts generated. */
-async function rlStage(c: RlSettings, log: (s: string) => void): Promise<{ finalDir: string; minutes: number; generated: number }> {
-  const { runDir, finalDir } = await finishedRl(c, log);
-  const rl = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.kind === 'rl');
-  const last = rl.at(-1);
-  return {
-    finalDir,
-    minutes: (typeof last?.elapsed_s === 'number' ? last.elapsed_s : 0) / 60,
-    generated: rl.reduce((a, r) => a + (typeof r.gen_tokens === 'number' ? r.gen_tokens : 0), 0),
-  };
-}
+const evalOnce = (checkpoint: string, n: number, cacheFile: string, log: (s: string) => void): Promise<number> =>
+  heldoutPass1(checkpoint, { n, cacheFile, log });
 
 function counts(dir: string): { parameters: number; active: number } {
   const p = countParameters(readConfigFile(path.join(dir, 'config.json')));
@@ -236,19 +205,6 @@ export async function runDistillCompare(o: CompareOptions = {}): Promise<Compare
     command: o.command ?? 'npx tinyseek distill-compare',
   });
   return result;
-}
-
-/** A markdown table with padded columns (the layout the repository's formatter keeps): text left, figures right. */
-function markdownTable(header: string[], rows: string[][]): string {
-  const right = header.map((_, j) => j > 0);
-  const w = header.map((h, j) => Math.max(3, h.length, ...rows.map((r) => r[j].length)));
-  const cell = (x: string, j: number): string => (right[j] ? x.padStart(w[j]) : x.padEnd(w[j]));
-  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-  return [
-    line(header.map((h, j) => h.padEnd(w[j]))),
-    line(w.map((n, j) => (right[j] ? `${'-'.repeat(n - 1)}:` : '-'.repeat(n)))),
-    ...rows.map((r) => line(r.map(cell))),
-  ].join('\n');
 }
 
 /** Standard error of a difference of two pass rates on n problems each (independent samples). */

@@ -25,7 +25,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { type Problem, TASK_NAMES, conversationFromCompletion, generateProblems, referenceAnswerOf } from '../data/index.ts';
+import { PROMPT_FORMATS, type Problem, TASK_NAMES, conversationFromCompletion, generateProblems, referenceAnswerOf } from '../data/index.ts';
 import { REJECTIONS, type Rejection, evaluate, noRejections, rejectionSample } from '../eval/index.ts';
 import { writeAllSync, writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
@@ -58,8 +58,12 @@ export const DistillConfig = z
     maxNewTokens: posInt.default(256).describe('most ids per completion; one that reaches it is rejected as truncated'),
     batchSize: posInt.default(8).describe('prompts per generation batch (rows = batchSize × samples)'),
     chunk: posInt.default(64).describe('prompts per sampling step: one metrics line and one resume point each'),
+    teacherTemplate: z
+      .enum(PROMPT_FORMATS)
+      .optional()
+      .describe("how the teacher is asked: r1-zero (default; an R1-Zero model) or r1 (a chat model trained on R1's template)"),
     template: z
-      .enum(['r1-zero', 'r1'])
+      .enum(PROMPT_FORMATS)
       .default('r1-zero')
       .describe("the student's format: r1-zero (the R1-Zero prompt and completion, as GRPO and tinyseek eval use) or r1 (DeepSeek-R1's chat template)"),
     sft: z
@@ -129,7 +133,8 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
     if (fs.existsSync(file) && fs.existsSync(summaryFile)) {
       const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as SamplingState & { minutes: number };
       log(`distill: reusing the ${s.kept} traces in ${file}`);
-      return { dir, file, kept: s.kept, candidates: s.candidates, rejected: s.rejected, generatedTokens: s.generatedTokens, minutes: s.minutes, reused: true };
+      const rejected = { ...noRejections(), ...s.rejected };
+      return { dir, file, kept: s.kept, candidates: s.candidates, rejected, generatedTokens: s.generatedTokens, minutes: s.minutes, reused: true };
     }
     if (fs.existsSync(stateFile) && !o.resume)
       throw new Error(`${dir} holds an interrupted sampling stage: continue it with --resume, or choose another --name`);
@@ -151,7 +156,7 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
   teacher.eval();
   const sink = openRunSink(dir, { total: steps, resumeAt: state.steps > 0 ? state.steps : null, logEvery: 1, log, title: `${c.name}-traces` });
   log(
-    `distill ${c.name}: ${c.teacher} samples ${c.samples} per prompt on ${problems.length} ${c.task} train problems (T ${c.temperature}, ≤ ${c.maxNewTokens} tokens), keeps ≤ ${c.keepPerPrompt} per prompt${state.steps ? `; resuming at step ${state.steps + 1} of ${steps}` : ''}`,
+    `distill ${c.name}: ${c.teacher} (asked in the ${c.teacherTemplate ?? 'r1-zero'} format) samples ${c.samples} per prompt on ${problems.length} ${c.task} train problems (T ${c.temperature}, ≤ ${c.maxNewTokens} tokens), keeps ≤ ${c.keepPerPrompt} per prompt${state.steps ? `; resuming at step ${state.steps + 1} of ${steps}` : ''}`,
   );
   const fd = fs.openSync(partial, 'a');
   const t0 = performance.now();
@@ -166,6 +171,7 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
         maxNewTokens: c.maxNewTokens,
         seed: (c.seed * 1_000_003 + step) % 2 ** 31,
         batchSize: c.batchSize,
+        format: c.teacherTemplate,
       });
       const lines = r.kept
         .map((k) =>

@@ -7,7 +7,7 @@
  * This module knows hyper-parameters, not tensors.
  */
 import { z } from 'zod';
-import { TASK_NAMES } from '../data/index.ts';
+import { PROMPT_FORMATS, TASK_NAMES } from '../data/index.ts';
 import { RunName, TrainConfigError, merge, readJsonObject } from '../run/config-file.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,12 @@ export const RlConfig = z
     base: z.string().min(1).describe('the checkpoint to start from (a directory with config.json, weights and tokenizer.json)'),
     task: z.enum(TASK_NAMES).describe('the task whose train split gives the prompts'),
     taskConfig: z.record(z.string(), z.unknown()).default({}).describe("the task generator's settings (difficulty); the same are used for evaluation"),
+    format: z
+      .enum(PROMPT_FORMATS)
+      .default('r1-zero')
+      .describe(
+        "how problems are asked, in rollouts and evaluations: r1-zero (R1-Zero's prompt, for a base model) or r1 (DeepSeek-R1's chat template, for a chat model)",
+      ),
     trainProblems: posInt.default(20000).describe('distinct train-split problems to draw prompts from'),
     steps: posInt.describe('RL steps; each is one rollout batch followed by μ optimizer steps'),
     promptsPerStep: posInt.describe('prompts (groups) per rollout batch'),

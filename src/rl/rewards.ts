@@ -18,7 +18,7 @@
  *
  * It knows text and problems; not tensors.
  */
-import { type Problem, type ScoreReason, scoreCompletion } from '../data/index.ts';
+import { type Problem, type ScoreReason, latinWordShare, scoreCompletion } from '../data/index.ts';
 import { ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extractAnswer } from '../data/answer.ts';
 import { REWARD_NAMES, type RewardName } from './config.ts';
 import { reasoningOf } from './selfcheck.ts';
@@ -68,15 +68,8 @@ export function lengthReward(c: Pick<RewardContext, 'tokens' | 'truncated' | 'ma
   return -1;
 }
 
-const WORD = /[\p{L}][\p{L}\p{M}'-]*/gu;
-const LATIN = /^[\p{Script=Latin}\p{M}'-]+$/u;
-
 export function languageReward(completion: string): number {
-  const words = reasoningOf(completion).match(WORD) ?? [];
-  if (words.length === 0) return 1;
-  let latin = 0;
-  for (const w of words) if (LATIN.test(w)) latin++;
-  return latin / words.length;
+  return latinWordShare(reasoningOf(completion));
 }
 
 export function parseRewardWeights(w: Partial<Record<string, number>>): RewardWeights {

@@ -7,7 +7,7 @@
  *
  * It knows the engine, the tokenizer and the rewards; not the loss or the optimizer.
  */
-import { decodeCompletion, encodeProblemPrompt, type Problem } from '../data/index.ts';
+import { type Problem, type PromptFormat, decodeCompletion, encodeTaskPrompt } from '../data/index.ts';
 import { type GenerateStats, generate } from '../engine/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
@@ -24,6 +24,8 @@ export interface RolloutOptions {
   seed: number;
   weights: RewardWeights;
   lengthCache: number;
+  /** How the prompts are asked: the R1-Zero prompt or R1's chat template. */
+  format: PromptFormat;
 }
 
 export interface Rollout {
@@ -46,7 +48,7 @@ export interface Rollout {
 export function rollout(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: RolloutOptions): Rollout {
   const G = o.groupSize;
   const sp = tok.special;
-  const prompts = problems.map((p) => encodeProblemPrompt(tok, p));
+  const prompts = problems.map((p) => encodeTaskPrompt(tok, p, o.format));
   const r = generate(model, prompts, {
     maxNewTokens: o.maxNewTokens,
     groupSize: G,

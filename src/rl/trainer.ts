@@ -270,7 +270,12 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const resumed = resumePoint(latest, model, optimizer, log);
   const problems = trainProblems(c);
-  const loader = new PromptLoader(tok, problems, { batchSize: c.promptsPerStep, seed: c.seed, resume: resumed.data as IteratorState | undefined });
+  const loader = new PromptLoader(tok, problems, {
+    batchSize: c.promptsPerStep,
+    seed: c.seed,
+    resume: resumed.data as IteratorState | undefined,
+    format: c.format,
+  });
   const pad = Math.max(tok.special.pad, 0);
   const vocab = model.config.vocab_size;
   const sink: RunSink = openRunSink(runDir, {
@@ -310,6 +315,7 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
         seed: rolloutSeed(c.seed, stepNo - 1, round),
         weights,
         lengthCache: c.lengthCache,
+        format: c.format,
       });
       drawn.push(r);
       const adv = groupAdvantages(
@@ -445,6 +451,7 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
           maxNewTokens: c.maxNewTokens,
           seed: c.seed,
           examples: HELDOUT_SAMPLES,
+          format: c.format,
         });
         model.train(true);
         // the same held-out problems at every evaluation (same seed): what the run learned, side by side
@@ -486,9 +493,10 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   } finally {
     sink.close();
   }
-  // the policy keeps its base's chat template
+  // the policy keeps its base's chat template, unless it was trained in R1's chat template
   const baseChat = path.join(c.base, 'chat.json');
-  const chat = fs.existsSync(baseChat) ? (JSON.parse(fs.readFileSync(baseChat, 'utf8')) as object) : null;
+  const inherited = fs.existsSync(baseChat) ? (JSON.parse(fs.readFileSync(baseChat, 'utf8')) as { template?: unknown }) : null;
+  const chat = c.format === 'r1' && inherited?.template !== 'r1' ? { template: 'r1' } : inherited;
   const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
   return { runDir, finalDir, stoppedBy: result.stoppedBy, step: result.step, elapsed: result.elapsed, lastCheckpoint: result.lastCheckpoint };
