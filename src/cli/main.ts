@@ -15,6 +15,7 @@ import { registerEvalCommands } from './eval.ts';
 import { registerRlCommands } from './rl.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerDistillCommands } from './distill.ts';
+import { registerExportCommands } from './export.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -156,6 +157,7 @@ registerTrainCommands(program);
 registerEvalCommands(program);
 registerRlCommands(program);
 registerDistillCommands(program);
+registerExportCommands(program);
 registerServeCommands(program);
 
 /** The first argument names a command unless it is an option: an unknown name is an error, not the default command's argument. */

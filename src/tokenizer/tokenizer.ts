@@ -215,6 +215,21 @@ export class Tokenizer {
     }
   }
 
+  /** The pre-tokenizer's split patterns, in order (what an exporter matches to another library's pre-tokenizer). */
+  get patterns(): readonly string[] {
+    return this.spec.patterns;
+  }
+
+  /** The BPE merges in rank order, as pairs of byte-level token strings. */
+  get merges(): readonly (readonly [string, string])[] {
+    return this.spec.merges;
+  }
+
+  /** Whether an added token is special (a control token dropped by decode's skipSpecial). */
+  isSpecial(id: number): boolean {
+    return this.skippable[id] === 1;
+  }
+
   /** Total ids (the largest id + 1), added tokens included. */
   get vocabSize(): number {
     return this.size;
