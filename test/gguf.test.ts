@@ -1,8 +1,7 @@
 /**
  * GGUF export: the writer's encodings on hand values, the header read back, and llama.cpp itself
- * (node-llama-cpp's prebuilt CPU build, llama.cpp v0.4.0) loading the exported files and giving
- * the next-token log-probabilities tinyseek gives, at every position of real prompts, in f32 and
- * f16, with greedy continuations equal token for token, and the same tokenization.
+ * (node-llama-cpp's prebuilt CPU build, llama.cpp v0.4.0) loading an exported file and splitting
+ * text into the same tokens as tinyseek.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

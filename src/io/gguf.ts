@@ -153,30 +153,26 @@ export function encodeTensor(type: GgmlType, x: Float32Array): Uint8Array {
 
 class ByteSink {
   private parts: Uint8Array[] = [];
-  length = 0;
   push(b: Uint8Array): void {
     this.parts.push(b);
-    this.length += b.length;
+  }
+  /** `n` little-endian bytes written by `set` at offset 0. */
+  private fixed(n: number, set: (dv: DataView) => void): void {
+    const b = new Uint8Array(n);
+    set(new DataView(b.buffer));
+    this.push(b);
   }
   u32(v: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v, true);
-    this.push(b);
+    this.fixed(4, (dv) => dv.setUint32(0, v, true));
   }
   i32(v: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setInt32(0, v, true);
-    this.push(b);
+    this.fixed(4, (dv) => dv.setInt32(0, v, true));
   }
   u64(v: number): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
-    this.push(b);
+    this.fixed(8, (dv) => dv.setBigUint64(0, BigInt(v), true));
   }
   f32(v: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.push(b);
+    this.fixed(4, (dv) => dv.setFloat32(0, v, true));
   }
   str(s: string): void {
     const b = Buffer.from(s, 'utf8');
@@ -255,21 +251,19 @@ export function writeGguf(file: string, metadata: ReadonlyMap<string, GgufValue>
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, 'w');
-  let written = 0;
   try {
     const header = h.bytes();
     writeAllSync(fd, header);
     writeAllSync(fd, pad(header.length));
-    written = header.length + pad(header.length).length;
     tensors.forEach((t, i) => {
       const x = t.data();
       const n = t.shape.reduce((a, b) => a * b, 1);
       if (x.length !== n) throw new GgufError(`tensor ${t.name}: ${x.length} values for shape [${t.shape.join(', ')}]`);
       const bytes = encodeTensor(t.type, x);
-      if (written - (header.length + pad(header.length).length) !== offsets[i]) throw new GgufError(`tensor ${t.name}: offset drift`);
+      if (Math.ceil(bytes.length / alignment) * alignment !== (offsets[i + 1] ?? offset) - offsets[i])
+        throw new GgufError(`tensor ${t.name}: its bytes do not fill its slot`);
       writeAllSync(fd, bytes);
       writeAllSync(fd, pad(bytes.length));
-      written += bytes.length + pad(bytes.length).length;
     });
     fs.fsyncSync(fd);
   } catch (e) {
@@ -280,7 +274,7 @@ export function writeGguf(file: string, metadata: ReadonlyMap<string, GgufValue>
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
   syncDir(dir);
-  return { bytes: written };
+  return { bytes: fs.statSync(file).size };
 }
 
 // ---- reading the header ---------------------------------------------------------------------------
@@ -316,44 +310,46 @@ export function readGgufHeader(file: string): GgufHeader {
   }
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let p = 0;
-  const need = (n: number): void => {
+  /** Advances past `n` bytes and returns where they start (an error past the end). */
+  const take = (n: number): number => {
     if (p + n > buf.length) throw new GgufError(`${file}: truncated header (needs byte ${p + n}, the file has ${buf.length})`);
+    p += n;
+    return p - n;
   };
-  const u32 = (): number => (need(4), (p += 4), dv.getUint32(p - 4, true));
-  const u64 = (): bigint => (need(8), (p += 8), dv.getBigUint64(p - 8, true));
+  const u32 = (): number => dv.getUint32(take(4), true);
+  const u64 = (): bigint => dv.getBigUint64(take(8), true);
   const num = (): number => Number(u64());
   const str = (): string => {
     const n = num();
-    need(n);
-    p += n;
-    return buf.subarray(p - n, p).toString('utf8');
+    const at = take(n);
+    return buf.subarray(at, at + n).toString('utf8');
   };
   const scalar = (t: number): string | number | boolean | bigint => {
     switch (t) {
       case VT.u8:
-        return (need(1), buf[p++]);
+        return buf[take(1)];
       case VT.i8:
-        return (need(1), dv.getInt8(p++));
+        return dv.getInt8(take(1));
       case VT.u16:
-        return (need(2), (p += 2), dv.getUint16(p - 2, true));
+        return dv.getUint16(take(2), true);
       case VT.i16:
-        return (need(2), (p += 2), dv.getInt16(p - 2, true));
+        return dv.getInt16(take(2), true);
       case VT.u32:
         return u32();
       case VT.i32:
-        return (need(4), (p += 4), dv.getInt32(p - 4, true));
+        return dv.getInt32(take(4), true);
       case VT.f32:
-        return (need(4), (p += 4), dv.getFloat32(p - 4, true));
+        return dv.getFloat32(take(4), true);
       case VT.bool:
-        return (need(1), buf[p++] !== 0);
+        return buf[take(1)] !== 0;
       case VT.string:
         return str();
       case VT.u64:
         return u64();
       case VT.i64:
-        return (need(8), (p += 8), dv.getBigInt64(p - 8, true));
+        return dv.getBigInt64(take(8), true);
       case VT.f64:
-        return (need(8), (p += 8), dv.getFloat64(p - 8, true));
+        return dv.getFloat64(take(8), true);
       default:
         throw new GgufError(`${file}: unknown metadata type ${t} at byte ${p}`);
     }
