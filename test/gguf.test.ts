@@ -1,17 +1,30 @@
 /**
  * GGUF export: the writer's encodings on hand values, the header read back, and llama.cpp itself
- * (node-llama-cpp's prebuilt CPU build, llama.cpp v0.4.0) loading an exported file and splitting
- * text into the same tokens as tinyseek.
+ * (node-llama-cpp's prebuilt CPU build, llama.cpp v0.4.0) running exported files: the same tokens
+ * from the same text, the same next-token log-probabilities at every position, the same greedy
+ * continuation.
+ *
+ * Tolerances (max |Δ log p| over every position and every token with log p > −15):
+ *   f32 with an f32 KV cache   1e-3 (measured ~1e-5 on the tiny random models, 1.0e-4 on small-base
+ *                              over an 87-token trace: float32 sums in another order)
+ *   f16 with llama.cpp's default f16 KV cache   0.15 (measured 0.063 on small-base): ggml rounds
+ *   the activations to f16 inside f16 matrix products and keeps the cached latent in f16, so the
+ *   gap is llama.cpp's arithmetic, not the file (the same file with an f32 cache: 0.006).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Llama, LlamaLogLevel, getLlama } from 'node-llama-cpp';
+import { type Llama, type LlamaModel, LlamaLogLevel, type Token, getLlama } from 'node-llama-cpp';
 import { exportGguf } from '../src/cli/export.ts';
+import { noGrad, tensor, tidy } from '../src/core/index.ts';
+import { generate } from '../src/engine/index.ts';
 import { type GgufValue, encodeTensor, fromHalf, readGgufHeader, toBf16, toHalf, writeGguf } from '../src/io/gguf.ts';
-import { splitKvB } from '../src/model/gguf.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { type ModelConfigInput, loadPreset, parseConfig } from '../src/model/config.ts';
+import { type GgufDType, splitKvB } from '../src/model/gguf.ts';
+import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tinyseek-gguf-'));
@@ -92,6 +105,70 @@ const PROMPTS = [
   '<｜User｜>Using the numbers [11, 2, 18], create an equation that equals 7.<｜Assistant｜><think>\n11+2=13. 18-11=7.\n</think>\n\n<answer>18 - 11</answer>',
 ];
 
+/** tinyseek's log-probabilities, (S, V), for one sequence. */
+function ourLogProbs(model: DeepSeekV3, ids: readonly number[]): number[][] {
+  model.eval();
+  return tidy(() =>
+    noGrad(
+      () =>
+        model
+          .forward(tensor(BigInt64Array.from(ids, BigInt), { shape: [1, ids.length] }))
+          .logits.logSoftmax(-1)
+          .squeeze(0)
+          .tolist() as number[][],
+    ),
+  );
+}
+
+type KvType = 'F32' | 'F16';
+
+/** node-llama-cpp brands token ids; tinyseek's are plain numbers of the same vocabulary. */
+const asToken = (id: number): Token => id as unknown as Token;
+
+/** llama.cpp's next-token distribution after each prefix of `ids`, as log-probabilities (S, V). */
+async function llamaLogProbs(m: LlamaModel, ids: readonly number[], vocab: number, kv: KvType): Promise<number[][]> {
+  const ctx = await m.createContext({ contextSize: 256, threads: 1, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv });
+  try {
+    const options = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [asToken(t), { generateNext: { probabilities: true, options } }] as const));
+    return res.map((r, t) => {
+      const p = r?.next?.probabilities;
+      assert.ok(p, `llama.cpp returned no distribution at position ${t}`);
+      return Array.from({ length: vocab }, (_, v) => Math.log(p.get(asToken(v)) ?? 0));
+    });
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+/** max |a − b| over positions and tokens where tinyseek's log p > −15 (the rest underflow in llama.cpp's f32 softmax). */
+function maxGap(a: number[][], b: number[][]): { gap: number; at: number } {
+  let gap = 0;
+  let at = -1;
+  a.forEach((row, t) =>
+    row.forEach((x, v) => {
+      const d = Math.abs(x - (b[t]?.[v] ?? Number.NaN));
+      if (x > -15 && !(d <= gap)) [gap, at] = [d, t];
+    }),
+  );
+  return { gap, at };
+}
+
+/** llama.cpp's greedy continuation of `ids`, `n` tokens. */
+async function llamaGreedy(m: LlamaModel, ids: readonly number[], n: number, kv: KvType): Promise<number[]> {
+  const ctx = await m.createContext({ contextSize: 256, threads: 1, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv });
+  try {
+    const out: number[] = [];
+    for await (const t of ctx.getSequence().evaluate(ids.map(asToken), { temperature: 0 })) {
+      out.push(Number(t));
+      if (out.length === n) break;
+    }
+    return out;
+  } finally {
+    await ctx.dispose();
+  }
+}
+
 describe('llama.cpp runs the exported model', () => {
   let llama: Llama;
   before(async () => {
@@ -112,6 +189,66 @@ describe('llama.cpp runs the exported model', () => {
       assert.equal(m.tokens.eos, tok.special.eos);
     } finally {
       await m.dispose();
+    }
+  });
+
+  const TRACE = `${PROMPTS[0]} 3 + 7 = 10. 12 + 10 = 22, not 19. 12 + 7 = 19. That works!</think> <answer>12 + 7</answer>`;
+
+  const agrees = async (dir: string, dtype: GgufDType, kv: KvType, model: DeepSeekV3, tolerance: number, label: string): Promise<LlamaModel> => {
+    const file = join(root, `${label}-${dtype}.gguf`);
+    exportGguf(dir, file, dtype);
+    const m = await llama.loadModel({ modelPath: file });
+    const ids = [tok.special.bos, ...tok.encode(TRACE, { allowSpecial: true })];
+    const { gap, at } = maxGap(ourLogProbs(model, ids), await llamaLogProbs(m, ids, tok.vocabSize, kv));
+    assert.ok(gap < tolerance, `${label} ${dtype} (${kv} cache): max |Δ log p| ${gap.toExponential(2)} at position ${at} of ${ids.length}, over ${tolerance}`);
+    return m;
+  };
+
+  // tiny random V3s (weights std 0.2, so the distributions are far from uniform) cover the
+  // architecture's switches: query compression or none, sigmoid + group-limited routing with the
+  // aux-free bias or softmax greedy routing, routed scaling, a dense first layer or none, YaRN, MTP
+  const VARIANTS: Record<string, Partial<ModelConfigInput>> = {
+    'V3 (q_lora, sigmoid, 4 groups, MTP)': {},
+    'no query compression, softmax routing': {
+      q_lora_rank: null,
+      scoring_func: 'softmax',
+      topk_method: 'greedy',
+      n_group: 1,
+      topk_group: 1,
+      norm_topk_prob: false,
+    },
+    'YaRN ×4, routed scale 2.5, no dense layer': {
+      rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 },
+      routed_scaling_factor: 2.5,
+      first_k_dense_replace: 0,
+    },
+  };
+  for (const [label, over] of Object.entries(VARIANTS)) {
+    test(`f32: next-token log-probabilities at every position within 1e-3 — ${label}`, async () => {
+      const dir = join(root, label.replace(/\W+/g, '-'));
+      const config = parseConfig({ ...loadPreset('tiny'), vocab_size: tok.vocabSize, max_position_embeddings: 256, initializer_range: 0.2, ...over });
+      const model = new DeepSeekV3(config, { seed: 3 });
+      await saveCheckpoint(dir, model);
+      copyFileSync(join(SMALL, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+      const m = await agrees(dir, 'f32', 'F32', model, 1e-3, 'tiny');
+      await m.dispose();
+    });
+  }
+
+  test('the shipped small-base: f32 and f16 agree (1e-3 and 0.15) and continue greedily with the same 40 tokens', async () => {
+    const model = loadCheckpoint(SMALL);
+    const ids = [tok.special.bos, ...tok.encode(PROMPTS[0], { allowSpecial: true })];
+    const ours = generate(model, [ids], { maxNewTokens: 40, temperature: 0, eosIds: [] }).tokens[0];
+    for (const [dtype, kv, tolerance] of [
+      ['f32', 'F32', 1e-3],
+      ['f16', 'F16', 0.15],
+    ] as const) {
+      const m = await agrees(SMALL, dtype, kv, model, tolerance, 'small-base');
+      try {
+        assert.deepEqual(await llamaGreedy(m, ids, 40, kv), ours, `${dtype}: llama.cpp's greedy continuation differs from tinyseek's`);
+      } finally {
+        await m.dispose();
+      }
     }
   });
 });
