@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import { Generator, type Tensor, noGrad, randint, randn, tensor, tidy, cat, zeros } from '../src/core/index.ts';
 import { ConfigError, type ModelConfig, loadPreset, parseConfig, softmaxScale } from '../src/model/config.ts';
 import { countParameters, kvCacheFigures, tensorSpecs } from '../src/model/params.ts';
+import { MLA, mlaLatentCheaper } from '../src/model/attention.ts';
 import { inverseFrequencies } from '../src/model/rope.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
 import { Gate, MoE } from '../src/model/moe.ts';
@@ -123,11 +124,37 @@ describe('MLA and decoding', () => {
   });
   const ids = randint(0, 256, [2, 10], { generator: new Generator(3) }).keep();
 
+  const latentOnly = (m: DeepSeekV3): DeepSeekV3 => {
+    for (const b of m.blocks) if (b.self_attn instanceof MLA) b.self_attn.absorbedForm = 'latent';
+    return m;
+  };
+
   test('naive and absorbed MLA give the same logits (float64: 1e-10, float32: 1e-5)', () => {
-    const m64 = new DeepSeekV3(c64, { seed: 1, dtype: 'float64' });
+    const m64 = latentOnly(new DeepSeekV3(c64, { seed: 1, dtype: 'float64' }));
     noGrad(() => assert.ok(maxDiff(m64.forward(ids, { mla: 'naive' }).logits, m64.forward(ids, { mla: 'absorbed' }).logits) < 1e-10));
-    const m32 = new DeepSeekV3(c64, { seed: 1 });
+    const m32 = latentOnly(new DeepSeekV3(c64, { seed: 1 }));
     noGrad(() => assert.ok(maxDiff(m32.forward(ids, { mla: 'naive' }).logits, m32.forward(ids, { mla: 'absorbed' }).logits) < 1e-5));
+  });
+
+  test("the latent cache's prefill expands to K/V where that is cheaper, with the same logits as the latent form", () => {
+    const tiny = { heads: 4, nope: 16, rope: 8, vDim: 16, rank: 32 };
+    assert.equal(mlaLatentCheaper(1, 500, tiny), true, 'one decoding query');
+    assert.equal(mlaLatentCheaper(10, 10, tiny), false, 'a prompt');
+    const v3 = { heads: 128, nope: 128, rope: 64, vDim: 128, rank: 512 }; // DeepSeek-V3
+    assert.equal(mlaLatentCheaper(1, 4096, v3), true);
+    assert.equal(mlaLatentCheaper(4096, 4096, v3), false);
+    const m64 = new DeepSeekV3(c64, { seed: 1, dtype: 'float64' });
+    const latent = latentOnly(new DeepSeekV3(c64, { seed: 1, dtype: 'float64' }));
+    noGrad(() => {
+      const cache = m64.createCache(2, 12, 'absorbed');
+      const auto = m64.forward(ids, { cache }).logits;
+      assert.ok(maxDiff(auto, latent.forward(ids, { mla: 'absorbed' }).logits) < 1e-10);
+      // the next position decodes over the latent written by the expanded prefill
+      const next = ids.narrow(1, 9, 1);
+      const step = m64.forward(next, { cache, startPos: 10 }).logits; // (2, 1, V)
+      const full = latent.forward(cat([ids, next], 1), { mla: 'absorbed' }).logits.narrow(1, 10, 1);
+      assert.ok(maxDiff(step, full) < 1e-10);
+    });
   });
 
   for (const [name, cfg, mla] of [

@@ -9,6 +9,11 @@
  *   absorbed  folds wkv_b's key half into the query and its value half into the output, attending
  *             over the latent directly — the cache holds only RMSNorm(c_kv) and k_pe
  *             (kv_lora_rank + qk_rope_head_dim elements per token per layer: 576 at V3's shape).
+ *             With that cache, each call attends in whichever form costs fewer multiply-adds for
+ *             its S queries over T keys (mlaLatentCheaper): over the latent (decoding: S = 1), or
+ *             by expanding the cached latent to per-head K and V and attending as MHA (a prompt's
+ *             prefill, where S·T dominates and the latent form pays 2C + R per score against
+ *             nope + R + v) — the split vLLM's MLA backends make between decode and prefill.
  *
  * Axis names: B batch, S new positions, T all positions (cache + new), H heads, D model width,
  * C kv_lora_rank, R rotary width.
@@ -57,6 +62,28 @@ function writeCache(buf: Tensor, x: Tensor, start: number): Tensor {
   return buf.narrow(1, 0, start + S);
 }
 
+/** MLA's widths as the cost of attending sees them. */
+export interface MlaDims {
+  heads: number;
+  nope: number;
+  rope: number;
+  vDim: number;
+  rank: number;
+}
+
+/**
+ * Whether attending S queries over T cached latents costs fewer multiply-adds over the latent
+ * (absorbing wkv_b into the query and the output) than expanding the T latents to K and V:
+ *   latent    H·S·(nope·C + T·(2C + R) + C·v)
+ *   expanded  H·(T·C·(nope + v) + S·T·(nope + R + v))
+ */
+export function mlaLatentCheaper(S: number, T: number, d: MlaDims): boolean {
+  const C = d.rank;
+  const latent = S * (d.nope * C + T * (2 * C + d.rope) + C * d.vDim);
+  const expanded = T * C * (d.nope + d.vDim) + S * T * (d.nope + d.rope + d.vDim);
+  return latent <= expanded;
+}
+
 /** softmax(scores·scale + mask) in at least float32, back in the input dtype. scores (…, S, T). */
 function attentionProbs(scores: Tensor, scale: number, mask: Tensor | null): Tensor {
   const half = scores.dtype === 'bfloat16' || scores.dtype === 'float16';
@@ -73,6 +100,11 @@ export class MLA extends Module {
   readonly vDim: number;
   readonly rank: number;
   readonly scale: number;
+  /**
+   * With the latent cache: 'auto' attends in the cheaper form per call (mlaLatentCheaper);
+   * 'latent' always over the latent (the tests compare that form with the naive one).
+   */
+  absorbedForm: 'auto' | 'latent' = 'auto';
   readonly q_proj: Linear | null = null;
   readonly q_a_proj: Linear | null = null;
   readonly q_a_layernorm: RMSNorm | null = null;
@@ -136,30 +168,44 @@ export class MLA extends Module {
 
   private naive(qNope: Tensor, qPe: Tensor, latent: Tensor, kPe: Tensor, ctx: AttentionContext): Tensor {
     const [B, S, H] = qNope.shape;
-    const kvb = this.kv_b_proj.forward(latent).view([B, S, H, this.nope + this.vDim]); // (B, S, H, nope+v)
-    let k = cat([kvb.narrow(-1, 0, this.nope), kPe.expand([B, S, H, this.rope])], -1); // (B, S, H, nope+R)
-    let v = kvb.narrow(-1, this.nope, this.vDim); // (B, S, H, v)
+    let [k, v] = this.expand(latent, kPe); // (B, S, H, nope+R), (B, S, H, v)
     if (ctx.cache) {
       k = writeCache(ctx.cache.k!, k, ctx.startPos); // (B, T, H, nope+R)
       v = writeCache(ctx.cache.v!, v, ctx.startPos); // (B, T, H, v)
     }
-    const qh = cat([qNope, qPe], -1).transpose(1, 2); // (B, H, S, nope+R)
-    const scores = qh.matmul(k.permute([0, 2, 3, 1])); // (B, H, S, T)
+    return this.attendMha(cat([qNope, qPe], -1), k, v, ctx).reshape([B, S, H * this.vDim]);
+  }
+
+  /** Per-head keys and values from latents (B, T, C) and the shared rotary key (B, T, 1, R). */
+  private expand(latent: Tensor, kPe: Tensor): [Tensor, Tensor] {
+    const [B, T] = latent.shape;
+    const H = this.heads;
+    const kvb = this.kv_b_proj.forward(latent).view([B, T, H, this.nope + this.vDim]); // (B, T, H, nope+v)
+    const k = cat([kvb.narrow(-1, 0, this.nope), kPe.expand([B, T, H, this.rope])], -1); // (B, T, H, nope+R)
+    return [k, kvb.narrow(-1, this.nope, this.vDim)]; // (B, T, H, v)
+  }
+
+  /** q (B, S, H, nope+R) over k (B, T, H, nope+R), v (B, T, H, v) → (B, S, H, v). */
+  private attendMha(q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext): Tensor {
+    const scores = q.transpose(1, 2).matmul(k.permute([0, 2, 3, 1])); // (B, H, S, T)
     const probs = attentionProbs(scores, this.scale, ctx.batchMask ?? ctx.mask);
-    const o = probs.matmul(v.transpose(1, 2)); // (B, H, S, v)
-    return o.transpose(1, 2).reshape([B, S, H * this.vDim]);
+    return probs.matmul(v.transpose(1, 2)).transpose(1, 2); // (B, S, H, v)
   }
 
   private absorbed(qNope: Tensor, qPe: Tensor, latent: Tensor, kPe: Tensor, ctx: AttentionContext): Tensor {
     const [B, S, H] = qNope.shape;
-    const w = this.kv_b_proj.weight.view([H, this.nope + this.vDim, this.rank]); // (H, nope+v, C)
-    const qLat = einsum('bshd,hdc->bshc', qNope, w.narrow(1, 0, this.nope)); // (B, S, H, C)
     let lat = latent; // (B, S, C)
     let pe = kPe.squeeze(2); // (B, S, R)
     if (ctx.cache) {
       lat = writeCache(ctx.cache.latent!, lat, ctx.startPos); // (B, T, C)
       pe = writeCache(ctx.cache.kpe!, pe, ctx.startPos); // (B, T, R)
     }
+    if (this.absorbedForm === 'auto' && !mlaLatentCheaper(S, lat.shape[1], this)) {
+      const [k, v] = this.expand(lat, pe.unsqueeze(2)); // (B, T, H, nope+R), (B, T, H, v)
+      return this.attendMha(cat([qNope, qPe], -1), k, v, ctx).reshape([B, S, H * this.vDim]);
+    }
+    const w = this.kv_b_proj.weight.view([H, this.nope + this.vDim, this.rank]); // (H, nope+v, C)
+    const qLat = einsum('bshd,hdc->bshc', qNope, w.narrow(1, 0, this.nope)); // (B, S, H, C)
     const scores = einsum('bshc,btc->bsht', qLat, lat).add(einsum('bshr,btr->bsht', qPe, pe)); // (B, S, H, T)
     const mask = ctx.batchMask ? ctx.batchMask.transpose(1, 2) : ctx.mask ? ctx.mask.unsqueeze(1) : null; // (B, S, 1, T) or (S, 1, T)
     const probs = attentionProbs(scores, this.scale, mask); // (B, S, H, T)
