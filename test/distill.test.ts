@@ -15,6 +15,7 @@ import {
   encodeProblemPrompt,
   encodeR1ZeroExample,
   sftBatch,
+  userTurnOf,
 } from '../src/data/index.ts';
 import { tensor } from '../src/core/index.ts';
 import { evaluate, falseSteps, isRepetitive, rejectionOf } from '../src/eval/index.ts';
@@ -105,6 +106,17 @@ describe('SFT sets for distillation', () => {
     assert.equal((await evaluate(model, tok, { problems: [problem], n: 1, temperature: 0, maxNewTokens: 8 })).format, 'r1-zero');
   });
 
+  test("the chat template's user turn: the compact frame's short instruction for compact-frame problems, the task's own otherwise", () => {
+    assert.equal(
+      userTurnOf(problem).content,
+      'Using the numbers [3, 7, 12], create an equation that equals 33. Think in <think> </think>, answer in <answer> </answer>.',
+    );
+    assert.match(
+      userTurnOf({ ...problem, promptFrame: undefined }).content,
+      /equals \d+\. You can use basic arithmetic operations .* for example <answer> \(1 \+ 2\) \/ 3 <\/answer>\.$/,
+    );
+  });
+
   test('readSftFile: problem lines in either template; clear errors for the wrong kind of line', async () => {
     const file = join(root, 'set.jsonl');
     writeFileSync(file, `${JSON.stringify({ problem, completion: ok })}\n`);
@@ -114,6 +126,9 @@ describe('SFT sets for distillation', () => {
     const chat = await readSftFile(file, tok, 'r1');
     assert.ok(Array.isArray(chat.items[0]));
     assert.equal((chat.items[0] as { role: string }[])[1].role, 'assistant');
+    // a problem line's conversation is made from its problem, whatever "messages" it carries
+    writeFileSync(file, `${JSON.stringify({ problem, completion: ok, messages: [{ role: 'user', content: 'stale' }] })}\n`);
+    assert.deepEqual((await readSftFile(file, tok, 'r1')).items[0], conversationFromCompletion(problem, ok));
     writeFileSync(file, `${JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] })}\n`);
     await assert.rejects(readSftFile(file, tok, 'r1-zero'), /set\.jsonl:1: template "r1-zero" needs \{"problem"/);
     writeFileSync(file, `${JSON.stringify({ problem: { task: 'chess' }, completion: ok })}\n`);

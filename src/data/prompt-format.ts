@@ -15,6 +15,7 @@
  */
 import { type ChatMessage, type Tokenizer, encodeChat } from '../tokenizer/index.ts';
 import { encodePrompt } from './encode.ts';
+import { framedInstruction } from './prompt.ts';
 import { instructionOf, promptOf, questionOf } from './tasks/index.ts';
 import type { Problem } from './tasks/types.ts';
 
@@ -26,8 +27,15 @@ export function encodeProblemPrompt(tok: Tokenizer, p: Problem): Int32Array {
   return Int32Array.from(encodePrompt(tok, promptOf(p)));
 }
 
-/** The user turn a problem becomes in R1's chat template: the task's question and format instruction. */
-export const userTurnOf = (problem: Problem): ChatMessage => ({ role: 'user', content: `${questionOf(problem)} ${instructionOf(problem)}` });
+/**
+ * The user turn a problem becomes in R1's chat template: the task's question and the format
+ * instruction of the problem's frame — the compact frame's short one for compact-frame problems
+ * (what a model pretrained on that frame has read after every question), the task's own otherwise.
+ */
+export const userTurnOf = (problem: Problem): ChatMessage => {
+  const frame = problem.task === 'wordproblems' ? undefined : problem.promptFrame;
+  return { role: 'user', content: `${questionOf(problem)} ${framedInstruction(frame, instructionOf(problem))}` };
+};
 
 /**
  * A problem as a generation prompt in R1's chat template (…<｜User｜>{question}<｜Assistant｜><think>\n):

@@ -54,9 +54,17 @@ export const PROMPT_FRAMES: readonly PromptFrame[] = ['tinyzero', 'compact'];
 
 export const COMPACT_ASSISTANT_PREFIX = 'Assistant: <think>';
 
+/** The compact frame's format instruction. */
+export const COMPACT_INSTRUCTION = 'Think in <think> </think>, answer in <answer> </answer>.';
+
 /** The compact frame for one question (see the module header). */
 export function compactPrompt(question: string): string {
-  return `User: ${question} Think in <think> </think>, answer in <answer> </answer>.\n${COMPACT_ASSISTANT_PREFIX}`;
+  return `User: ${question} ${COMPACT_INSTRUCTION}\n${COMPACT_ASSISTANT_PREFIX}`;
+}
+
+/** The format instruction a question carries in the given frame (the task's own, or the compact one). */
+export function framedInstruction(frame: PromptFrame | undefined, instruction: string): string {
+  return frame === 'compact' ? COMPACT_INSTRUCTION : instruction;
 }
 
 /** The prompt of a question in the given frame. */

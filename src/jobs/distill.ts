@@ -6,7 +6,8 @@
  *   <name>-traces/   the teacher samples `samples` completions per prompt on the task's train split,
  *                    `chunk` prompts per step; eval/rejection.ts keeps the correct, well-formed,
  *                    finished, non-repetitive ones (each filter counted). traces.jsonl holds
- *                    {problem, completion, tokens, messages} lines; rejection.json the counts.
+ *                    {problem, completion, tokens} lines (SFT makes the conversation of each);
+ *                    rejection.json the counts.
  *                    metrics.jsonl and samples.jsonl (a kept and a rejected completion per step)
  *                    are the stage's, so `tinyseek runs` shows it like any other.
  *   <name>/          SFT of the student on traces.jsonl (train/sft.ts, preset sft-small under the
@@ -25,7 +26,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { PROMPT_FORMATS, type Problem, TASK_NAMES, conversationFromCompletion, generateProblems, referenceAnswerOf } from '../data/index.ts';
+import { PROMPT_FORMATS, type Problem, TASK_NAMES, generateProblems, referenceAnswerOf } from '../data/index.ts';
 import { REJECTIONS, type Rejection, evaluate, noRejections, rejectionSample } from '../eval/index.ts';
 import { writeAllSync, writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
@@ -173,11 +174,7 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
         batchSize: c.batchSize,
         format: c.teacherTemplate,
       });
-      const lines = r.kept
-        .map((k) =>
-          JSON.stringify({ problem: k.problem, completion: k.completion, tokens: k.tokens, messages: conversationFromCompletion(k.problem, k.completion) }),
-        )
-        .join('\n');
+      const lines = r.kept.map((k) => JSON.stringify({ problem: k.problem, completion: k.completion, tokens: k.tokens })).join('\n');
       const bytes = Buffer.from(lines ? `${lines}\n` : '', 'utf8');
       writeAllSync(fd, bytes);
       fs.fsyncSync(fd);

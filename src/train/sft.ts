@@ -79,9 +79,10 @@ function messagesOf(file: string, row: number, raw: unknown[]): ChatMessage[] {
 /**
  * Reads an SFT set from JSONL; any malformed line is an error naming it. A line is
  * {"messages": [{role, content, reasoning_content?}, …]} (a conversation), or {"problem": {task, …},
- * "completion": "…"} (a completion in the R1-Zero format, as `tinyseek distill` writes; it may carry
- * "messages" too). Template 'r1' trains on conversations (a problem line becomes one, its reasoning
- * in the think block); 'r1-zero' on problem and completion in the R1-Zero prompt format.
+ * "completion": "…"} (a completion in the R1-Zero format, as `tinyseek distill` writes). Template
+ * 'r1' trains on conversations: a problem line becomes one (data/sft.ts conversationFromCompletion:
+ * the problem's user turn, the reasoning in the think block; a "messages" field beside it is not
+ * read); 'r1-zero' trains on problem and completion in the R1-Zero prompt format.
  */
 export async function readSftFile(file: string, tok: Tokenizer, template: 'r1' | 'r1-zero' = 'r1'): Promise<SftSet> {
   const out: SftItem[] = [];
@@ -110,8 +111,8 @@ export async function readSftFile(file: string, tok: Tokenizer, template: 'r1' |
       out.push(encodeR1ZeroExample(tok, p, v.completion as string));
       continue;
     }
-    if (Array.isArray(v?.messages) && v.messages.length > 0) out.push(messagesOf(file, line.row, v.messages));
-    else if (hasProblem) out.push(conversationFromCompletion(v.problem as Problem, v.completion as string));
+    if (hasProblem) out.push(conversationFromCompletion(v.problem as Problem, v.completion as string));
+    else if (Array.isArray(v?.messages) && v.messages.length > 0) out.push(messagesOf(file, line.row, v.messages));
     else throw new Error(`${file}:${line.row}: expected {"messages": [{"role": …, "content": …}, …]} or {"problem": …, "completion": …}`);
   }
   if (out.length === 0) throw new Error(`${file}: no conversation found`);
