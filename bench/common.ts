@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Generator, getNumThreads, noGrad, randint, randn, runtimeInfo, tensor, tidy, type RuntimeInfo, type Tensor } from '../src/core/index.ts';
+import { buf as opBuf, native } from '../src/core/native.ts';
 import { saveSafetensors } from '../src/io/safetensors.ts';
 import { type ModelConfig, loadPreset } from '../src/model/config.ts';
 import { DeepSeekV3 } from '../src/model/transformer.ts';
@@ -133,4 +134,57 @@ export async function sharedModel(peer: Peer, root: string, dir: string, B: numb
   if (loaded.parameters !== params) throw new Error(`parameter counts differ: tinyseek ${params}, PyTorch ${loaded.parameters}`);
   console.log(`preset ${PRESET}: ${params.toLocaleString('en')} parameters (with MTP); batch ${B} × ${S} tokens = ${B * S} ${what}`);
   return { cfg, model, ids, targets, params };
+}
+
+export interface OpStat {
+  count: number;
+  us: number;
+}
+
+/**
+ * Runs `fn` with the addon's entry points wrapped: counts and times every libtorch operator call it
+ * makes from JavaScript (by operator name, overload dropped), and counts the metadata reads
+ * (`.shape`, `.dtype`, …: one native call each). The wrapping costs time of its own, so profiled
+ * runs are slower than timed ones.
+ */
+export function profileOps<T>(fn: () => T): { result: T; ops: Map<string, OpStat>; calls: number; metaCalls: number } {
+  const names = new Map<number, string>();
+  const nameOf = (id: number): string => {
+    let n = names.get(id);
+    if (n === undefined) {
+      const schema = native.opSchema(id);
+      n = schema.slice(0, schema.indexOf('('));
+      names.set(id, n);
+    }
+    return n;
+  };
+  const ops = new Map<string, OpStat>();
+  const origCall = native.call;
+  const origMeta = native.meta;
+  let calls = 0;
+  let metaCalls = 0;
+  native.call = (): number => {
+    const id = opBuf[0];
+    const t0 = process.hrtime.bigint();
+    const r = origCall.call(native);
+    const us = Number(process.hrtime.bigint() - t0) / 1e3;
+    calls++;
+    const name = nameOf(id);
+    const e = ops.get(name);
+    if (e) {
+      e.count++;
+      e.us += us;
+    } else ops.set(name, { count: 1, us });
+    return r;
+  };
+  native.meta = (h: number): number => {
+    metaCalls++;
+    return origMeta.call(native, h);
+  };
+  try {
+    return { result: fn(), ops, calls, metaCalls };
+  } finally {
+    native.call = origCall;
+    native.meta = origMeta;
+  }
 }

@@ -29,9 +29,8 @@ import { dirname, join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { memoryStats, tidy, type Tensor } from '../src/core/index.ts';
-import { buf as opBuf, native } from '../src/core/native.ts';
 import type { DeepSeekV3 } from '../src/model/transformer.ts';
-import { PRESET, modelPeer, ms, numArg, relDiff, setUpPeer, settingsFigures, sharedModel, sum } from './common.ts';
+import { type OpStat, PRESET, modelPeer, ms, numArg, profileOps, relDiff, setUpPeer, settingsFigures, sharedModel, sum } from './common.ts';
 import { median } from './peer.ts';
 /** Relative tolerance on each loss component. */
 const LOSS_RTOL = 1e-4;
@@ -101,68 +100,29 @@ function checkOurs(model: DeepSeekV3, ids: Tensor, targets: Tensor): Check {
   });
 }
 
-interface OpStat {
-  count: number;
-  us: number;
-}
-
 /**
- * One step with the addon's entry points wrapped: counts and times every operator call that the
- * forward + loss makes (backward runs inside libtorch, one call), and counts the metadata reads
- * (`.shape`, `.dtype`, …: one native call each).
+ * One step with the addon's entry points wrapped (common.ts profileOps): counts and times every
+ * operator call that the forward + loss makes (backward runs inside libtorch, one call), and counts
+ * the metadata reads (`.shape`, `.dtype`, …: one native call each).
  */
 function profileOurs(model: DeepSeekV3, ids: Tensor, targets: Tensor): { ops: Map<string, OpStat>; metaCalls: number; forwardMs: number; backwardMs: number } {
-  const names = new Map<number, string>();
-  const nameOf = (id: number): string => {
-    let n = names.get(id);
-    if (n === undefined) {
-      const schema = native.opSchema(id);
-      n = schema.slice(0, schema.indexOf('('));
-      names.set(id, n);
-    }
-    return n;
-  };
-  const ops = new Map<string, OpStat>();
-  const origCall = native.call;
-  const origMeta = native.meta;
-  let metaCalls = 0;
-  const patchedCall = (): number => {
-    const id = opBuf[0];
-    const t0 = process.hrtime.bigint();
-    const r = origCall.call(native);
-    const us = Number(process.hrtime.bigint() - t0) / 1e3;
-    const name = nameOf(id);
-    const e = ops.get(name);
-    if (e) {
-      e.count++;
-      e.us += us;
-    } else ops.set(name, { count: 1, us });
-    return r;
-  };
-  const patchedMeta = (h: number): number => {
-    metaCalls++;
-    return origMeta.call(native, h);
-  };
   let forwardMs = 0;
   let backwardMs = 0;
+  let ops = new Map<string, OpStat>();
+  let metaCalls = 0;
   try {
     tidy(() => {
       model.zeroGrad();
-      native.call = patchedCall;
-      native.meta = patchedMeta;
       const t0 = process.hrtime.bigint();
-      const { loss } = model.loss(ids, targets);
+      const p = profileOps(() => model.loss(ids, targets).loss);
       const t1 = process.hrtime.bigint();
-      native.call = origCall;
-      native.meta = origMeta;
-      loss.backward();
+      p.result.backward();
       const t2 = process.hrtime.bigint();
+      ({ ops, metaCalls } = p);
       forwardMs = Number(t1 - t0) / 1e6;
       backwardMs = Number(t2 - t1) / 1e6;
     });
   } finally {
-    native.call = origCall;
-    native.meta = origMeta;
     model.zeroGrad();
   }
   return { ops, metaCalls, forwardMs, backwardMs };
