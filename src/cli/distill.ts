@@ -145,6 +145,7 @@ export function registerDistillCommands(program: Command): void {
     .option('--base <dir>', 'the base model every SFT stage starts from (default: the shipped small-base)')
     .option('--r1-zero <dir>', 'the R1-Zero model whose traces make the cold start (default: the shipped small-r1-zero)')
     .option('--rl-steps <n>', 'GRPO steps of each RL stage', positiveInt)
+    .option('--final-rl-lr <x>', "peak learning rate of the last RL stage (5e-5; stage 2's is the preset's 1.5e-4)", positiveNumber)
     .option('--prompts <n>', 'train prompts of each rejection-sampling stage', positiveInt)
     .option('--samples <K>', 'samples per prompt of each rejection-sampling stage', positiveInt)
     .option('--sft-steps <n>', 'SFT steps of each SFT stage', positiveInt)
@@ -158,6 +159,7 @@ export function registerDistillCommands(program: Command): void {
         base?: string;
         r1Zero?: string;
         rlSteps?: number;
+        finalRlLr?: number;
         prompts?: number;
         samples?: number;
         sftSteps?: number;
