@@ -74,8 +74,9 @@ const MV_MIN_WEIGHT = 1 << 19;
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const shape = x.shape;
   const inF = shape[shape.length - 1];
-  const w = weight.shape;
-  if (w.length === 2 && w[0] * w[1] > MV_MIN_WEIGHT && shape.reduce((a, b) => a * b, 1) === inF) {
+  // weight.shape is a native call: read it only for a single row, not on every training step
+  const w = shape.reduce((a, b) => a * b, 1) === inF ? weight.shape : null;
+  if (w && w.length === 2 && w[0] * w[1] > MV_MIN_WEIGHT) {
     const v = x.reshape([inF]); // (in)
     begin();
     T(weight);
