@@ -10,7 +10,8 @@
         "src/v8fast.cc",
         "src/tensors.cc",
         "src/autograd.cc",
-        "src/runtime.cc"
+        "src/runtime.cc",
+        "src/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -18,7 +19,8 @@
       ],
       "defines": [
         "NAPI_CPP_EXCEPTIONS",
-        "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.TINYSEEK_TORCH_CXX11_ABI || '1'\")"
+        "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.TINYSEEK_TORCH_CXX11_ABI || '1'\")",
+        "<!@(node -p \"process.env.TINYSEEK_TORCH_DEFINES || ''\")"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

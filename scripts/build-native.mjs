@@ -55,6 +55,23 @@ function findLibtorch() {
 }
 
 const torch = findLibtorch();
+// c10d's Gloo process group needs Gloo's headers (Debian: libgloo-dev); NCCL's needs nccl.h and a
+// CUDA libtorch.
+const headerDirs = [...torch.includes, '/usr/include', process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include'].filter(
+  Boolean,
+);
+if (!headerDirs.some((d) => existsSync(join(d, 'gloo', 'algorithm.h')))) {
+  fail("Gloo's headers are missing (c10d's CPU process group needs them): install them with `apt-get install -y libgloo-dev`");
+}
+const defines = [];
+const ncclDir = torch.cuda ? headerDirs.find((d) => existsSync(join(d, 'nccl.h'))) : undefined;
+if (ncclDir) {
+  defines.push('TINYSEEK_NCCL');
+  if (!torch.includes.includes(ncclDir)) torch.includes.push(ncclDir);
+} else if (torch.cuda) {
+  console.log('tinyseek: nccl.h not found (set CUDA_HOME or install NCCL headers): the addon is built without the NCCL process group');
+}
+torch.defines = defines;
 const libs = [`-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-ltorch', '-ltorch_cpu', '-lc10'];
 if (torch.cuda) libs.push('-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed');
 libs.push('-ldl');
@@ -85,6 +102,7 @@ const res = spawnSync(process.execPath, gypArgs, {
     TINYSEEK_TORCH_INCLUDES: torch.includes.join(' '),
     TINYSEEK_TORCH_LIBS: libs.join(' '),
     TINYSEEK_TORCH_CXX11_ABI: torch.abi,
+    TINYSEEK_TORCH_DEFINES: defines.join(' '),
   },
 });
 if (res.status !== 0) fail('building the native addon failed (see the compiler output above)');

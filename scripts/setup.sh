@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the headless browser the web page tests drive (playwright-core)
-pkgs=(g++ make python3 libtorch-dev libopenblas0-pthread chromium)
+# libgloo-dev: the headers of Gloo, the CPU transport of libtorch's c10d (distributed training)
+pkgs=(g++ make python3 libtorch-dev libgloo-dev libopenblas0-pthread chromium)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch); fi
 
 missing=()

@@ -37,6 +37,10 @@ Napi::Value GeneratorSetState(const Napi::CallbackInfo&);
 Napi::Value OpId(const Napi::CallbackInfo&);
 Napi::Value OpSchema(const Napi::CallbackInfo&);
 Napi::Value Intern(const Napi::CallbackInfo&);
+Napi::Value DistInit(const Napi::CallbackInfo&);
+Napi::Value DistCollective(const Napi::CallbackInfo&);
+Napi::Value DistDestroy(const Napi::CallbackInfo&);
+Napi::Value DistBackends(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -125,6 +129,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("op", OpId);
   add("opSchema", OpSchema);
   add("intern", Intern);
+  add("distInit", DistInit);
+  add("distCollective", DistCollective);
+  add("distDestroy", DistDestroy);
+  add("distBackends", DistBackends);
   return exports;
 }
 

@@ -86,6 +86,13 @@ export interface NativeAddon {
   op(name: string, overload: string): number;
   opSchema(id: number): string;
   intern(s: string): number;
+  distInit(host: string, port: number, worldSize: number, rank: number, timeoutMs: number, backend: string): Promise<number>;
+  distCollective(group: number, kind: 'allreduce', tensors: number[], op: string, timeoutMs: number): Promise<void>;
+  distCollective(group: number, kind: 'broadcast', tensors: number[], root: number, timeoutMs: number): Promise<void>;
+  distCollective(group: number, kind: 'allgather', outputs: number[], input: number, timeoutMs: number): Promise<void>;
+  distCollective(group: number, kind: 'barrier', unused: null, unused2: null, timeoutMs: number): Promise<void>;
+  distDestroy(group: number): void;
+  distBackends(): string[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
