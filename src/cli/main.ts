@@ -16,6 +16,7 @@ import { registerRlCommands } from './rl.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerDistillCommands } from './distill.ts';
 import { registerExportCommands } from './export.ts';
+import { registerLaunchCommand } from './launch.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -158,6 +159,7 @@ registerEvalCommands(program);
 registerRlCommands(program);
 registerDistillCommands(program);
 registerExportCommands(program);
+registerLaunchCommand(program);
 registerServeCommands(program);
 
 /** The first argument names a command unless it is an option: an unknown name is an error, not the default command's argument. */

@@ -10,6 +10,7 @@ import { pretrainingCorpusOf, trainMtpHead } from '../train/mtp-head.ts';
 import { TrainingDivergedError } from '../train/loop.ts';
 import { ABLATIONS, type AblationName, runAblation } from '../jobs/ablations.ts';
 import { pretrain } from '../train/pretrain.ts';
+import { dataParallelFromEnv } from '../run/dp.ts';
 import { sft } from '../train/sft.ts';
 
 export function positiveInt(v: string): number {
@@ -84,7 +85,12 @@ export function registerTrainCommands(program: Command): void {
       if (f.model !== undefined) extra.model = f.model;
       if (f.balance !== undefined) extra.balance = f.balance;
       const c = resolveConfig(PretrainConfig, f.config ?? 'pretrain-small', overrides(f, extra), f.config ?? 'preset pretrain-small');
-      await guarded(() => pretrain(c, { resume: f.resume, stopAfter: f.stopAfter }));
+      const dp = await dataParallelFromEnv();
+      try {
+        await guarded(() => pretrain(c, { resume: f.resume, stopAfter: f.stopAfter, dp }));
+      } finally {
+        dp?.group.destroy();
+      }
     });
 
   withCommon(program.command('sft').description('supervised fine-tuning on chat conversations, loss on assistant tokens only (preset sft-small by default)'))

@@ -218,6 +218,12 @@ export class MoE extends Module {
     noGrad(() => tidy(() => bias.add_(tensor(delta, { dtype: bias.dtype }))));
   }
 
+  /** Replaces the load since the last update (data parallelism: with the sum over ranks). */
+  setLoad(tokens: number[]): void {
+    if (tokens.length !== this.accumulated.length) throw new RangeError(`setLoad: ${tokens.length} counts for ${this.accumulated.length} experts`);
+    this.accumulated = [...tokens];
+  }
+
   /** Clears the accumulated load (e.g. after evaluation passes). */
   resetLoad(): void {
     this.accumulated.fill(0);

@@ -268,6 +268,14 @@ export class DeepSeekV3 extends Module {
     for (const m of this.moeLayers()) m.updateBias(gamma);
   }
 
+  /** Replaces each MoE layer's load since the last bias update (keyed by layer index, as expertLoad()). */
+  setExpertLoad(load: Map<number, number[]>): void {
+    for (const l of this.model.layers.items) {
+      const tokens = load.get(l.index);
+      if (l.mlp instanceof MoE && tokens) l.mlp.setLoad(tokens);
+    }
+  }
+
   /** Expert load per MoE layer since the last bias update, keyed by layer index. */
   expertLoad(): Map<number, ExpertLoad> {
     const out = new Map<number, ExpertLoad>();

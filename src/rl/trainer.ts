@@ -161,7 +161,7 @@ interface UpdateInput {
 }
 
 /** μ optimizer steps over the rollout's rows. */
-function update(u: UpdateInput): UpdateNumbers {
+async function update(u: UpdateInput): Promise<UpdateNumbers> {
   const { model, ref, optimizer, rollout: r, advantages, settings: c, pad } = u;
   const rows = r.completions.length;
   const keep = r.truncated.map((t) => !(c.maskTruncated && t));
@@ -239,7 +239,7 @@ function update(u: UpdateInput): UpdateNumbers {
           out.stats.clippedHigh += s.stats.clippedHigh;
         }
       });
-      const step = optimizerStep(model, optimizer, { loss, clipNorm: c.optim.clipNorm, gamma: c.biasUpdateSpeed, what: 'GRPO loss' });
+      const step = await optimizerStep(model, optimizer, { loss, clipNorm: c.optim.clipNorm, gamma: c.biasUpdateSpeed, what: 'GRPO loss' });
       out.load = step.load;
       out.loss = loss;
       out.gradNorms.push(step.gradNorm);
@@ -341,7 +341,7 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     // update
     const t1 = performance.now();
     const upd = kept.length
-      ? update({
+      ? await update({
           model,
           ref,
           optimizer,

@@ -21,6 +21,7 @@
 import { noGrad, tidy } from '../core/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import { type AdamW, clipGradNorm } from '../nn/index.ts';
+import type { DataParallel } from './dp.ts';
 import { NonFiniteStepError, TrainingDivergedError } from './divergence.ts';
 import type { MetricRecord } from './metrics.ts';
 import type { ProgressFields } from './progress.ts';
@@ -68,6 +69,8 @@ export interface DriverOptions {
   resumedFrom?: { dir: string; step: number } | null;
   /** Pause after this many steps of this invocation: checkpoint and return, resumable later. */
   stopAfter?: number;
+  /** Data parallelism: whether any rank was interrupted (so every rank stops at the same step). */
+  anyRank?(interrupted: boolean): Promise<boolean>;
 }
 
 export interface DriverResult {
@@ -141,7 +144,7 @@ export async function runSteps(o: DriverOptions): Promise<DriverResult> {
         o.sink.record({ kind: 'eval', step, ...r });
       }
       const pause = o.stopAfter !== undefined && step - o.startStep >= o.stopAfter && step < o.steps;
-      const interrupted = watch.requested();
+      const interrupted = o.anyRank ? await o.anyRank(watch.requested()) : watch.requested();
       if (step % o.checkpointEvery === 0 || step === o.steps || interrupted || pause) {
         saved.push({ dir: await o.save(step, { tokensSeen, elapsed }), step });
       }
@@ -164,9 +167,15 @@ export interface OptimizerStepResult {
 
 /**
  * Clip → refuse a non-finite loss or norm (NonFiniteStepError; the gradients are cleared and the
- * weights untouched) → AdamW step → zero the gradients → the bias update with γ.
+ * weights untouched) → AdamW step → zero the gradients → the bias update with γ. With data
+ * parallelism the gradients and the expert load must already be summed over the ranks
+ * (DataParallel.syncGradients), and the step is the group's (ZeRO-1 when it shards).
  */
-export function optimizerStep(model: DeepSeekV3, optimizer: AdamW, o: { loss: number; clipNorm: number; gamma: number; what?: string }): OptimizerStepResult {
+export async function optimizerStep(
+  model: DeepSeekV3,
+  optimizer: AdamW,
+  o: { loss: number; clipNorm: number; gamma: number; what?: string; dp?: DataParallel | null },
+): Promise<OptimizerStepResult> {
   const gradNorm = clipGradNorm(model.parameters(), o.clipNorm);
   if (!Number.isFinite(o.loss) || !Number.isFinite(gradNorm)) {
     optimizer.zeroGrad();
@@ -175,7 +184,8 @@ export function optimizerStep(model: DeepSeekV3, optimizer: AdamW, o: { loss: nu
       optimizer.groups[0].lr,
     );
   }
-  optimizer.step();
+  if (o.dp) await o.dp.step(optimizer);
+  else optimizer.step();
   optimizer.zeroGrad();
   const load = model.expertLoad();
   model.updateBias(o.gamma);

@@ -15,6 +15,7 @@ import { type AdamW, type Schedule, applyLr } from '../nn/index.ts';
 import { lmRunaway } from '../run/divergence.ts';
 import { type DriverResult, type LoopSink, type StepOutput, loadFigures, optimizerStep, parametersFinite, runSteps } from '../run/driver.ts';
 import type { MetricRecord } from '../run/metrics.ts';
+import type { DataParallel } from '../run/dp.ts';
 
 export interface Batch {
   /** (B, T) int64 input ids */
@@ -60,6 +61,11 @@ export interface LoopOptions {
   resumedFrom?: { dir: string; step: number } | null;
   /** Pause after this many steps of this invocation: checkpoint and return, resumable later. */
   stopAfter?: number;
+  /**
+   * Data parallelism: nextBatch() gives the global batch, this rank trains on its rows, and the
+   * step's gradients, figures and expert load are summed over the ranks (run/dp.ts).
+   */
+  dp?: DataParallel | null;
 }
 
 export type LoopResult = DriverResult;
@@ -72,14 +78,60 @@ interface MicroNumbers {
   tokens: number;
 }
 
+/**
+ * One micro-batch's forward and backward. With data parallelism the loss is weighted by this rank's
+ * share of the batch's targets, so that the figures and gradients summed over the ranks are those
+ * of one process on the whole batch.
+ */
 function microStep(o: LoopOptions): MicroNumbers {
   return tidy(() => {
-    const batch = o.nextBatch();
+    let batch = o.nextBatch();
+    let weight = 1;
+    if (o.dp) {
+      const sh = o.dp.shard(batch.inputs, batch.targets, batch.tokens);
+      batch = { inputs: sh.inputs, targets: sh.targets, tokens: sh.tokens };
+      weight = sh.globalTokens > 0 ? sh.tokens / sh.globalTokens : 0;
+      if (sh.tokens === 0) return { loss: 0, lmLoss: 0, mtpLoss: null, auxLoss: null, tokens: 0 };
+    }
     const out = o.loss ? o.loss(o.model, batch) : o.model.loss(batch.inputs, batch.targets, { mtpWeight: o.mtpWeight });
-    (o.gradAccum === 1 ? out.loss : out.loss.div(o.gradAccum)).backward();
+    const scale = weight / o.gradAccum;
+    (scale === 1 ? out.loss : out.loss.mul(scale)).backward();
     const mtp = out.mtpLosses.length ? out.mtpLosses.reduce((a, t) => a + t.item(), 0) / out.mtpLosses.length : null;
-    return { loss: out.loss.item(), lmLoss: out.lmLoss.item(), mtpLoss: mtp, auxLoss: out.auxLoss ? out.auxLoss.item() : null, tokens: batch.tokens };
+    const w = (x: number | null): number | null => (x === null ? null : x * weight);
+    return {
+      loss: out.loss.item() * weight,
+      lmLoss: out.lmLoss.item() * weight,
+      mtpLoss: w(mtp),
+      auxLoss: w(out.auxLoss ? out.auxLoss.item() : null),
+      tokens: batch.tokens,
+    };
   });
+}
+
+/** Sums the step's micro-batch figures, gradients and expert load over the ranks. */
+async function syncStep(o: LoopOptions, dp: DataParallel, micro: MicroNumbers[]): Promise<MicroNumbers[]> {
+  const load = o.model.expertLoad();
+  const layers = [...load.keys()];
+  const extras = micro.flatMap((m) => [m.loss, m.lmLoss, m.mtpLoss ?? 0, m.auxLoss ?? 0, m.tokens]);
+  for (const l of layers) extras.push(...(load.get(l)?.tokens ?? []));
+  const sums = await dp.syncGradients(o.model.parameters(), extras);
+  let at = micro.length * 5;
+  const global = new Map<number, number[]>();
+  for (const l of layers) {
+    const n = load.get(l)?.tokens.length ?? 0;
+    global.set(l, sums.slice(at, at + n));
+    at += n;
+  }
+  o.model.setExpertLoad(global);
+  const hasMtp = micro.some((m) => m.mtpLoss !== null);
+  const hasAux = micro.some((m) => m.auxLoss !== null);
+  return micro.map((_, i) => ({
+    loss: sums[i * 5],
+    lmLoss: sums[i * 5 + 1],
+    mtpLoss: hasMtp ? sums[i * 5 + 2] : null,
+    auxLoss: hasAux ? sums[i * 5 + 3] : null,
+    tokens: sums[i * 5 + 4],
+  }));
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -100,12 +152,14 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
     elapsed: o.elapsed,
     resumedFrom: o.resumedFrom,
     stopAfter: o.stopAfter,
+    anyRank: o.dp ? (flag) => (o.dp as DataParallel).any(flag) : undefined,
     async runStep(step): Promise<StepOutput> {
       const t0 = performance.now();
       const lr = o.schedule(step - 1);
       applyLr(o.optimizer, lr);
-      const micro: MicroNumbers[] = [];
+      let micro: MicroNumbers[] = [];
       for (let m = 0; m < o.gradAccum; m++) micro.push(microStep(o));
+      if (o.dp) micro = await syncStep(o, o.dp, micro);
       const loss = mean(micro.map((x) => x.loss));
       const lmLoss = mean(micro.map((x) => x.lmLoss));
       const runaway = Number.isFinite(lmLoss) ? lmRunaway(lmLoss, vocab) : null;
@@ -113,11 +167,11 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
         o.optimizer.zeroGrad();
         return { record: {}, progress: {}, tokens: 0, runaway, lr };
       }
-      const { gradNorm, load } = optimizerStep(o.model, o.optimizer, { loss, clipNorm: o.clipNorm, gamma: o.biasGamma(step - 1) });
+      const { gradNorm, load } = await optimizerStep(o.model, o.optimizer, { loss, clipNorm: o.clipNorm, gamma: o.biasGamma(step - 1), dp: o.dp });
       const tokens = micro.reduce((a, x) => a + x.tokens, 0);
       const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
-      const mtp = micro[0].mtpLoss === null ? null : mean(micro.map((x) => x.mtpLoss ?? 0));
-      const aux = micro[0].auxLoss === null ? null : mean(micro.map((x) => x.auxLoss ?? 0));
+      const mtp = micro.every((x) => x.mtpLoss === null) ? null : mean(micro.map((x) => x.mtpLoss ?? 0));
+      const aux = micro.every((x) => x.auxLoss === null) ? null : mean(micro.map((x) => x.auxLoss ?? 0));
       const { expert_load_max_over_mean, expert_load } = loadFigures(load);
       return {
         record: {

@@ -21,17 +21,18 @@ import { type ModelConfig, loadPreset, parseConfig, readConfigFile } from '../mo
 import { DeepSeekV3 } from '../model/transformer.ts';
 import { AdamW, type Schedule, warmupCosine, warmupStableDecay, weightDecayGroups } from '../nn/index.ts';
 import { pointLatestAt } from '../run/checkpointing.ts';
-import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, saveFinalModel } from '../run/run-dir.ts';
+import { configDifferences as diffConfigs, openRunDir, checkpointWriter, resumePoint, runDirOf, saveFinalModel } from '../run/run-dir.ts';
 import type { OptimConfig, PretrainConfig } from './config.ts';
 import { dataSpecOf, preparePretrainData } from './data-prep.ts';
 import { type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { type RunSink, openRunSink } from '../run/run-sink.ts';
+import { type DataParallel, leadFirst, onLead, openRunDirOnLead, silentSink } from '../run/dp.ts';
 import { sampleGenerations } from './samples.ts';
 import { byteLengthTensor, validate } from './validation.ts';
 
 export const RUN_CONTROL_KEYS = ['steps', 'evalEvery', 'checkpointEvery', 'keepCheckpoints', 'logEvery', 'sampleCount', 'sampleTokens', 'evalBatches'];
 
-export { runDirOf } from '../run/run-dir.ts';
+export { runDirOf };
 
 /** Keys (dotted) whose values differ between two pretraining configs, ignoring the run-control keys. */
 export function configDifferences(a: unknown, b: unknown): string[] {
@@ -78,19 +79,29 @@ export interface PretrainOptions {
   /** Train this many steps of the run, checkpoint, and stop (continue later with resume). */
   stopAfter?: number;
   log?: (s: string) => void;
+  /** Data parallelism: this process is one rank of the group (tinyseek launch); rank 0 writes. */
+  dp?: DataParallel | null;
 }
 
 export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Promise<PretrainResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
-  const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
+  const dp = o.dp ?? null;
+  const lead = !dp || dp.lead;
+  const log = lead ? (o.log ?? ((s: string) => console.log(s))) : () => {};
+  const { runDir, latest } = dp
+    ? await openRunDirOnLead(dp, () => openRunDir(c, o.resume, RUN_CONTROL_KEYS), runDirOf(c), o.resume)
+    : openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
-  const data = preparePretrainData(dataSpecOf(c), c.runsDir, log);
+  const data = await leadFirst(dp, () => preparePretrainData(dataSpecOf(c), c.runsDir, log));
   const tok = data.tokenizer;
   const modelConfig = modelConfigFor(c, tok.vocabSize);
   const model = new DeepSeekV3(modelConfig, { seed: c.seed });
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const schedule = scheduleOf(c.optim, c.steps);
   const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
+  if (dp) {
+    await dp.broadcastModule(model);
+    dp.shardOptimizerState(optimizer);
+  }
   const loader = new PretrainLoader(data.train, { batchSize: c.batchSize, seed: c.seed, resume: dataState as IteratorState | undefined });
   const bytes = byteLengthTensor(tok);
   // the arithmetic probe at each evaluation: held-out problems of each task the search corpus trains
@@ -100,11 +111,41 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
           (t) => [t, generateProblems(t, { seed: 0, split: 'heldout', n: 64, config: c.corpus[t] })] as const,
         )
       : [];
-  const sink: RunSink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
+  const sink: RunSink = lead ? openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log }) : silentSink();
   log(
     `pretrain ${c.name}: ${model.numParameters()} parameters, ${c.steps} steps of ${c.batchSize * c.gradAccum} × ${c.seqLen} tokens, ` +
-      `${data.train.numSequences} training sequences, balance ${c.balance}`,
+      `${data.train.numSequences} training sequences, balance ${c.balance}` +
+      (dp ? `, data-parallel over ${dp.worldSize} ranks (${c.batchSize / dp.worldSize} rows each${dp.zero1 ? ', ZeRO-1' : ''})` : ''),
   );
+
+  const evaluate = async (step: number): Promise<MetricRecord> => {
+    const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
+    sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
+    for (const [task, problems] of probeSets) {
+      const a = arithProbe(model, tok, problems, { compareTarget: c.corpus.search.compareTarget });
+      r[`arith_${task}`] = a.overall.whole;
+      sink.log(`  arithmetic probe (${task}): ${formatArithProbe(a)}`);
+    }
+    if (c.sampleCount > 0) {
+      for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed, taskConfigs: c.corpus })) {
+        sink.sample({ step, ...s });
+        sink.log(`  sample (${String(s.task)}, reward ${String(s.reward)}): ${JSON.stringify(String(s.completion).slice(0, 160))}`);
+      }
+    }
+    return r;
+  };
+  const save = checkpointWriter(runDir, {
+    model,
+    optimizer,
+    tokenizer: tok,
+    keep: c.keepCheckpoints,
+    kind: 'pretrain',
+    config: c,
+    data: () => loader.state(),
+    flush: () => sink.flush(),
+  });
+  const repoint = (dir: string): void => pointLatestAt(runDir, dir);
+  const io = dp ? onLead(dp, optimizer, { save, evaluate, repoint }) : { save, evaluate, repoint };
 
   let result: LoopResult;
   try {
@@ -125,46 +166,22 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
         return { inputs: toTensor({ data: b.inputs, shape: b.shape }), targets: toTensor({ data: b.targets, shape: b.shape }), tokens };
       },
       evalEvery: c.evalEvery,
-      evaluate: async (step) => {
-        const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
-        sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
-        for (const [task, problems] of probeSets) {
-          const a = arithProbe(model, tok, problems, { compareTarget: c.corpus.search.compareTarget });
-          r[`arith_${task}`] = a.overall.whole;
-          sink.log(`  arithmetic probe (${task}): ${formatArithProbe(a)}`);
-        }
-        if (c.sampleCount > 0) {
-          for (const s of await sampleGenerations(model, tok, { count: c.sampleCount, maxNewTokens: c.sampleTokens, seed: c.seed, taskConfigs: c.corpus })) {
-            sink.sample({ step, ...s });
-            sink.log(`  sample (${String(s.task)}, reward ${String(s.reward)}): ${JSON.stringify(String(s.completion).slice(0, 160))}`);
-          }
-        }
-        return r;
-      },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, {
-        model,
-        optimizer,
-        tokenizer: tok,
-        keep: c.keepCheckpoints,
-        kind: 'pretrain',
-        config: c,
-        data: () => loader.state(),
-        flush: () => sink.flush(),
-      }),
+      ...io,
       sink,
       tokensSeen,
       elapsed,
       resumedFrom: latest,
-      repoint: (dir) => pointLatestAt(runDir, dir),
       stopAfter: o.stopAfter,
+      dp,
     });
   } finally {
     sink.close();
   }
 
   const chat = { template: 'r1-zero', frame: c.corpus.countdown.promptFrame === 'compact' ? 'compact' : 'tinyzero', ...(c.fimRate > 0 ? { fim: true } : {}) };
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
+  const finalDir = result.stoppedBy === 'done' && lead ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
+  if (dp) await dp.barrier();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }

@@ -141,6 +141,33 @@ export class AdamW {
     }
   }
 
+  /**
+   * Drops the moments of every parameter `keep` rejects (ZeRO-1: a rank keeps only the shard it
+   * steps). Those parameters start from fresh moments if this optimizer steps them later.
+   */
+  retain(keep: (p: Tensor) => boolean): void {
+    for (const [p, st] of this.state) {
+      if (keep(p)) continue;
+      st.expAvg.dispose();
+      st.expAvgSq.dispose();
+      this.state.delete(p);
+    }
+  }
+
+  /** Installs one parameter's step count and moments (copies them); step 0 clears its state. */
+  setParamState(p: Tensor, step: number, expAvg: Tensor | null, expAvgSq: Tensor | null): void {
+    const old = this.state.get(p);
+    if (old) {
+      old.expAvg.dispose();
+      old.expAvgSq.dispose();
+      this.state.delete(p);
+    }
+    if (step === 0 || !expAvg || !expAvgSq) return;
+    noGrad(() => {
+      this.state.set(p, { step, expAvg: zerosLike(p).copy_(expAvg).keep(), expAvgSq: zerosLike(p).copy_(expAvgSq).keep() });
+    });
+  }
+
   /** Clears gradients (sets them to none, as PyTorch's default). */
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) p.grad = null;
