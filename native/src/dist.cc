@@ -66,25 +66,31 @@ std::shared_ptr<Group> groupOf(int64_t id) {
 }
 
 std::string beatKey(int rank) { return "tinyseek/beat/" + std::to_string(rank); }
+std::string failedKey(int rank) { return "tinyseek/failed/" + std::to_string(rank); }
 
 // Reads each other rank's heartbeat counter twice, a few beats apart; a counter that did not move
-// belongs to a rank that stopped (killed, hung, or gone from the network).
+// belongs to a rank that stopped (killed, hung, or gone from the network). A rank that saw the
+// failure too marks itself first, so that its own exit afterwards is not mistaken for the cause.
 std::string silentRanks(Group& g) {
   if (g.size <= 1) return "";
-  auto readAll = [&](std::vector<int64_t>& out) {
+  auto connect = [&]() {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(g.port);
     o.isServer = false;
     o.waitWorkers = false;
     o.timeout = std::chrono::milliseconds(2000);
-    auto probe = c10::make_intrusive<c10d::TCPStore>(g.host, o);
-    for (int r = 0; r < g.size; ++r) out[r] = probe->add(beatKey(r), 0);
+    return c10::make_intrusive<c10d::TCPStore>(g.host, o);
   };
-  std::vector<int64_t> a(g.size, -1), b(g.size, -1);
+  std::vector<int64_t> a(g.size, -1), b(g.size, -1), failed(g.size, 0);
   try {
-    readAll(a);
+    auto probe = connect();
+    probe->add(failedKey(g.rank), 1);
+    for (int r = 0; r < g.size; ++r) a[r] = probe->add(beatKey(r), 0);
     std::this_thread::sleep_for(kBeat * 6);
-    readAll(b);
+    for (int r = 0; r < g.size; ++r) {
+      b[r] = probe->add(beatKey(r), 0);
+      failed[r] = probe->add(failedKey(r), 0);
+    }
   } catch (...) {
     return g.rank == 0 ? "the rendezvous store is not answering"
                        : "rank 0 stopped answering (the rendezvous store it hosts at " + g.host + ":" + std::to_string(g.port) +
@@ -93,11 +99,11 @@ std::string silentRanks(Group& g) {
   std::ostringstream silent;
   int n = 0;
   for (int r = 0; r < g.size; ++r) {
-    if (r == g.rank || b[r] > a[r]) continue;
+    if (r == g.rank || b[r] > a[r] || failed[r] > 0) continue;
     silent << (n++ ? ", " : "") << r;
   }
-  if (n == 0) return "every rank's heartbeat is still running (a rank is slow, or the ranks called different collectives)";
-  return std::string(n == 1 ? "rank " : "ranks ") + silent.str() + (n == 1 ? " stopped answering" : " stopped answering");
+  if (n == 0) return "every other rank is alive or failed the same way (a rank is slow, or the ranks called different collectives)";
+  return std::string(n == 1 ? "rank " : "ranks ") + silent.str() + " stopped answering";
 }
 
 std::string failureMessage(Group& g, const std::string& what, const std::string& cause) {

@@ -95,6 +95,7 @@ export async function launch(args: string[], o: LaunchOptions): Promise<number> 
       };
       const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
+      console.error(`launch: rank ${rank} is pid ${child.pid}`);
       const prefix = rank === 0 ? '' : `[rank ${rank}] `;
       for (const [stream, out] of [
         [child.stdout, process.stdout],
