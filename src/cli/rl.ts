@@ -9,6 +9,7 @@ import { TASK_NAMES, type TaskName } from '../data/index.ts';
 import { LOSS_VARIANTS, resolveRlConfig } from '../rl/config.ts';
 import { R1_ZERO_TASKS, runR1Zero } from '../jobs/r1-zero.ts';
 import { trainRl } from '../rl/trainer.ts';
+import { dataParallelFromEnv } from '../run/dp.ts';
 import { guarded, positiveInt, positiveNumber } from './train.ts';
 
 function nonNegNumber(v: string): number {
@@ -113,7 +114,13 @@ export function registerRlCommands(program: Command): void {
       if (f.dynamicSampling) o.dynamicSampling = true;
       if (f.maskTruncated) o.maskTruncated = true;
       if (f.seed !== undefined) o.seed = f.seed;
-      await guarded(() => trainRl(resolveRlConfig(f.config ?? 'rl-countdown', o), { resume: f.resume, stopAfter: f.stopAfter }));
+      const settings = resolveRlConfig(f.config ?? 'rl-countdown', o);
+      const dp = await dataParallelFromEnv();
+      try {
+        await guarded(() => trainRl(settings, { resume: f.resume, stopAfter: f.stopAfter, dp }));
+      } finally {
+        dp?.group.destroy();
+      }
     });
 
   program

@@ -35,8 +35,9 @@ import { policyRunaway } from '../run/divergence.ts';
 import { type StepOutput, loadFigures, optimizerStep, parametersFinite, runSteps } from '../run/driver.ts';
 import type { MetricRecord } from '../run/metrics.ts';
 import type { ChartSpec } from '../run/plots.ts';
-import { checkpointWriter, openRunDir, resumePoint, saveFinalModel } from '../run/run-dir.ts';
+import { checkpointWriter, openRunDir, resumePoint, runDirOf, saveFinalModel } from '../run/run-dir.ts';
 import { type RunSink, openRunSink } from '../run/run-sink.ts';
+import { type DataParallel, onLead, openRunDirOnLead, silentSink } from '../run/dp.ts';
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from './logprobs.ts';
@@ -105,6 +106,11 @@ export interface RlOptions {
   /** Run this many steps, checkpoint and stop (continue later with resume). */
   stopAfter?: number;
   log?: (s: string) => void;
+  /**
+   * Data parallelism (tinyseek launch): each rank samples its share of every step's prompt groups,
+   * the figures are gathered, and the update is data-parallel over the ranks' shares; rank 0 writes.
+   */
+  dp?: DataParallel | null;
 }
 
 export interface RlResult {
@@ -144,7 +150,7 @@ interface UpdateNumbers {
   lr: number;
 }
 
-interface UpdateInput {
+export interface UpdateInput {
   model: DeepSeekV3;
   /** The frozen base model (null: no KL term and no KL tracking). */
   ref: DeepSeekV3 | null;
@@ -158,10 +164,12 @@ interface UpdateInput {
   lrAt(optimizerStep: number): number;
   /** Optimizer steps done before this update. */
   optimizerStepsDone: number;
+  /** Data parallelism: this rank's rollout is its share; divisors and gradients are the group's. */
+  dp?: DataParallel | null;
 }
 
-/** μ optimizer steps over the rollout's rows. */
-async function update(u: UpdateInput): Promise<UpdateNumbers> {
+/** μ optimizer steps over the rollout's rows (GRPO's update of one RL step). */
+export async function policyUpdate(u: UpdateInput): Promise<UpdateNumbers> {
   const { model, ref, optimizer, rollout: r, advantages, settings: c, pad } = u;
   const rows = r.completions.length;
   const keep = r.truncated.map((t) => !(c.maskTruncated && t));
@@ -172,7 +180,9 @@ async function update(u: UpdateInput): Promise<UpdateNumbers> {
   r.completions.forEach((ids, i) => {
     if (keep[i]) activeTokens += ids.length;
   });
-  const norm: LossNorm = { variant: c.loss, sequences: rows, tokens: activeTokens, microBatches: chunks.length, maxCompletionLength: c.maxNewTokens };
+  // the divisors count the whole update batch: over every rank's share under data parallelism
+  const [gRows, gTokens, gChunks] = u.dp ? await u.dp.sum([rows, activeTokens, chunks.length]) : [rows, activeTokens, chunks.length];
+  const norm: LossNorm = { variant: c.loss, sequences: gRows, tokens: gTokens, microBatches: gChunks, maxCompletionLength: c.maxNewTokens };
   const oldLogp: (Tensor | null)[] = chunks.map(() => null);
   const refLogp: (Tensor | null)[] = chunks.map(() => null);
   const out: UpdateNumbers = {
@@ -239,7 +249,8 @@ async function update(u: UpdateInput): Promise<UpdateNumbers> {
           out.stats.clippedHigh += s.stats.clippedHigh;
         }
       });
-      const step = await optimizerStep(model, optimizer, { loss, clipNorm: c.optim.clipNorm, gamma: c.biasUpdateSpeed, what: 'GRPO loss' });
+      if (u.dp) loss = await syncUpdate(model, u.dp, loss);
+      const step = await optimizerStep(model, optimizer, { loss, clipNorm: c.optim.clipNorm, gamma: c.biasUpdateSpeed, what: 'GRPO loss', dp: u.dp });
       out.load = step.load;
       out.loss = loss;
       out.gradNorms.push(step.gradNorm);
@@ -248,11 +259,75 @@ async function update(u: UpdateInput): Promise<UpdateNumbers> {
   } finally {
     for (const t of [...oldLogp, ...refLogp]) t?.dispose();
   }
+  if (u.dp) {
+    const st = out.stats;
+    const [tokens, clippedLow, clippedHigh, ratioSum, klSum] = await u.dp.sum([st.tokens, st.clippedLow, st.clippedHigh, st.ratioSum, st.klSum ?? 0]);
+    out.stats = { tokens, clippedLow, clippedHigh, ratioSum, klSum: st.klSum === null ? null : klSum };
+  }
   return out;
 }
 
+/** A rollout's per-row figures (rewards by function: [function][row]). */
+interface RowFigures {
+  totals: number[];
+  correct: number[];
+  lens: number[];
+  truncated: number[];
+  selfCheck: number[];
+  revises: number[];
+  entropy: number[];
+  byFn: number[][];
+}
+
+function rowFigures(r: Rollout, fns: readonly string[]): RowFigures {
+  return {
+    totals: r.rewards.map((x) => x.total),
+    correct: r.rewards.map((x) => (x.correct ? 1 : 0)),
+    lens: r.completions.map((x) => x.length),
+    truncated: r.truncated.map((t) => (t ? 1 : 0)),
+    selfCheck: r.selfCheck.map((x) => (x.any ? 1 : 0)),
+    revises: r.selfCheck.map((x) => (x.revises ? 1 : 0)),
+    entropy: [...r.entropy],
+    byFn: fns.map((name) => r.rewards.map((x) => x.values[name as keyof typeof x.values])),
+  };
+}
+
+/** Every rank's rows, in rank order (each rank has as many rows: its share of the same rounds). */
+async function gatherRows(dp: DataParallel, f: RowFigures): Promise<RowFigures> {
+  const cols: number[][] = [f.totals, f.correct, f.lens, f.truncated, f.selfCheck, f.revises, f.entropy, ...f.byFn];
+  const parts = await dp.gather(cols.flat());
+  const n = f.totals.length;
+  const col = (k: number): number[] => parts.flatMap((p) => p.slice(k * n, (k + 1) * n));
+  return {
+    totals: col(0),
+    correct: col(1),
+    lens: col(2),
+    truncated: col(3),
+    selfCheck: col(4),
+    revises: col(5),
+    entropy: col(6),
+    byFn: f.byFn.map((_, k) => col(7 + k)),
+  };
+}
+
+/** Sums one optimizer step's gradients, loss and expert load over the ranks; returns the loss. */
+async function syncUpdate(model: DeepSeekV3, dp: DataParallel, loss: number): Promise<number> {
+  const load = model.expertLoad();
+  const layers = [...load.keys()];
+  const sums = await dp.syncGradients(model.parameters(), [loss, ...layers.flatMap((l) => load.get(l)?.tokens ?? [])]);
+  let at = 1;
+  const global = new Map<number, number[]>();
+  for (const l of layers) {
+    const n = load.get(l)?.tokens.length ?? 0;
+    global.set(l, sums.slice(at, at + n));
+    at += n;
+  }
+  model.setExpertLoad(global);
+  return sums[0];
+}
+
 export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
+  const log = o.dp && !o.dp.lead ? () => {} : (o.log ?? ((s: string) => console.log(s)));
   const tokFile = path.join(c.base, 'tokenizer.json');
   if (!fs.existsSync(path.join(c.base, 'config.json')))
     throw new Error(
@@ -260,7 +335,13 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     );
   if (!fs.existsSync(tokFile)) throw new Error(`base checkpoint ${c.base} has no tokenizer.json beside its weights`);
   const weights = parseRewardWeights(c.rewards);
-  const { runDir, latest } = openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS);
+  const dp = o.dp ?? null;
+  if (dp && c.promptsPerStep % dp.worldSize !== 0) {
+    throw new Error(`promptsPerStep ${c.promptsPerStep} does not split over ${dp.worldSize} ranks: choose a multiple of ${dp.worldSize}`);
+  }
+  const { runDir, latest } = dp
+    ? await openRunDirOnLead(dp, () => openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS), runDirOf(c), o.resume)
+    : openRunDir(c, o.resume, RL_RUN_CONTROL_KEYS);
 
   const tok = Tokenizer.load(tokFile);
   const model = loadCheckpoint(c.base);
@@ -269,6 +350,10 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   ref?.eval();
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const resumed = resumePoint(latest, model, optimizer, log);
+  if (dp) {
+    await dp.broadcastModule(model);
+    dp.shardOptimizerState(optimizer);
+  }
   const problems = trainProblems(c);
   const loader = new PromptLoader(tok, problems, {
     batchSize: c.promptsPerStep,
@@ -278,17 +363,21 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   });
   const pad = Math.max(tok.special.pad, 0);
   const vocab = model.config.vocab_size;
-  const sink: RunSink = openRunSink(runDir, {
-    total: c.steps,
-    resumeAt: o.resume ? resumed.step : null,
-    logEvery: c.logEvery,
-    log,
-    plots: { defaults: false, series: RL_CHARTS },
-  });
+  const sink: RunSink =
+    dp && !dp.lead
+      ? silentSink()
+      : openRunSink(runDir, {
+          total: c.steps,
+          resumeAt: o.resume ? resumed.step : null,
+          logEvery: c.logEvery,
+          log,
+          plots: { defaults: false, series: RL_CHARTS },
+        });
   log(
     `rl ${c.name}: ${c.task} from ${c.base}, ${c.steps} steps of ${c.promptsPerStep} prompts × ${c.groupSize} completions (≤ ${c.maxNewTokens} tokens, T ${c.temperature}), ` +
       `loss ${c.loss}, ε ${c.epsLow}/${c.epsHigh}, β ${c.beta}, μ ${c.mu}, lr ${c.optim.lr}` +
-      `${c.dynamicSampling ? ', dynamic sampling' : ''}${c.maskTruncated ? ', truncated masked' : ''}`,
+      `${c.dynamicSampling ? ', dynamic sampling' : ''}${c.maskTruncated ? ', truncated masked' : ''}` +
+      (dp ? `, data-parallel over ${dp.worldSize} ranks (${c.promptsPerStep / dp.worldSize} prompts each${dp.zero1 ? ', ZeRO-1' : ''})` : ''),
   );
   /** Linear warmup over optimizer steps (μ per RL step), then constant. */
   const lrAt = (optimizerStepIndex: number): number =>
@@ -305,14 +394,17 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     let groups = 0;
     for (let round = 0; round < (c.dynamicSampling ? c.maxRolloutRounds : 1); round++) {
       const batch = loader.next();
-      const r = rollout(model, tok, batch.problems, {
+      // under data parallelism each rank samples its slice of the prompt groups, with its own stream
+      const share = dp ? batch.problems.length / dp.worldSize : batch.problems.length;
+      const mine = dp ? batch.problems.slice(dp.rank * share, (dp.rank + 1) * share) : batch.problems;
+      const r = rollout(model, tok, mine, {
         groupSize: c.groupSize,
         maxNewTokens: c.maxNewTokens,
         temperature: c.temperature,
         topP: c.topP,
         topK: c.topK,
         stopAtAnswer: c.stopAtAnswer,
-        seed: rolloutSeed(c.seed, stepNo - 1, round),
+        seed: rolloutSeed(c.seed, stepNo - 1, round) + (dp ? dp.rank * 7919 : 0),
         weights,
         lengthCache: c.lengthCache,
         format: c.format,
@@ -325,9 +417,21 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       );
       groups += adv.zeroSpread.length;
       zeroGroups += adv.zeroSpread.filter(Boolean).length;
-      const useful = c.dynamicSampling
-        ? adv.zeroSpread.flatMap((z, g) => (z ? [] : [g])).slice(0, c.promptsPerStep - keptGroups)
-        : adv.zeroSpread.map((_, g) => g);
+      const spread = adv.zeroSpread.flatMap((z, g) => (z ? [] : [g]));
+      let useful: number[];
+      if (!c.dynamicSampling) useful = adv.zeroSpread.map((_, g) => g);
+      else if (!dp) useful = spread.slice(0, c.promptsPerStep - keptGroups);
+      else {
+        // the step's room for groups goes to the ranks in rank order, as one process would fill it
+        const counts = (await dp.gather([spread.length])).map((x) => x[0]);
+        const before = counts.slice(0, dp.rank).reduce((a, b) => a + b, 0);
+        useful = spread.slice(0, Math.max(0, Math.min(spread.length, c.promptsPerStep - keptGroups - before)));
+        keptGroups +=
+          Math.min(
+            counts.reduce((a, b) => a + b, 0),
+            c.promptsPerStep - keptGroups,
+          ) - useful.length; // the other ranks' kept groups; this rank's are added below
+      }
       if (useful.length) kept.push(c.dynamicSampling ? selectGroups(r, useful) : r);
       for (const g of useful) keptAdvantages.push(...adv.advantages.subarray(g * c.groupSize, (g + 1) * c.groupSize));
       keptGroups += useful.length;
@@ -335,37 +439,48 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     }
     const all = concatRollouts(drawn);
     const rolloutSeconds = (performance.now() - t0) / 1000;
-    const entropy = mean(all.entropy);
+    const fnNames = REWARD_NAMES.filter((name) => !(weights[name] === 0 && name !== 'accuracy' && name !== 'format'));
+    // the step's figures are over every rank's rows
+    let fig = rowFigures(all, fnNames);
+    let genTokens = all.stats.generatedTokens;
+    let genTokensPerSecond = all.stats.tokensPerSecond;
+    if (dp) {
+      fig = await gatherRows(dp, fig);
+      const localKept = c.dynamicSampling ? 0 : keptGroups;
+      const sums = await dp.sum([groups, zeroGroups, genTokens, genTokensPerSecond, localKept]);
+      [groups, zeroGroups, genTokens, genTokensPerSecond] = sums;
+      if (!c.dynamicSampling) keptGroups = sums[4];
+    }
+    const entropy = mean(fig.entropy);
     const runaway = policyRunaway(entropy, vocab);
     if (runaway) return { record: {}, progress: {}, tokens: 0, runaway, lr: lrAt((stepNo - 1) * c.mu) };
-    // update
+    // update (under data parallelism every rank joins it while any rank kept a group)
     const t1 = performance.now();
-    const upd = kept.length
-      ? await update({
+    const upd = (dp ? keptGroups > 0 : kept.length > 0)
+      ? await policyUpdate({
           model,
           ref,
           optimizer,
-          rollout: concatRollouts(kept),
+          rollout: kept.length ? concatRollouts(kept) : selectGroups(drawn[0], []),
           advantages: Float64Array.from(keptAdvantages),
           settings: c,
           pad,
           lrAt,
           optimizerStepsDone: (stepNo - 1) * c.mu,
+          dp,
         })
       : null;
     const updateSeconds = (performance.now() - t1) / 1000;
     const seconds = (performance.now() - t0) / 1000;
 
-    const totals = all.rewards.map((x) => x.total);
-    const lens = all.completions.map((x) => x.length);
+    const totals = fig.totals;
+    const lens = fig.lens;
     const byFnMean: Record<string, number> = {};
     const byFnStd: Record<string, number> = {};
-    for (const name of REWARD_NAMES) {
-      if (weights[name] === 0 && name !== 'accuracy' && name !== 'format') continue;
-      const vals = all.rewards.map((x) => x.values[name]);
-      byFnMean[name] = mean(vals);
-      byFnStd[name] = std(vals);
-    }
+    fnNames.forEach((name, k) => {
+      byFnMean[name] = mean(fig.byFn[k]);
+      byFnStd[name] = std(fig.byFn[k]);
+    });
     const groupStds: number[] = [];
     for (let g = 0; g < totals.length / c.groupSize; g++) groupStds.push(std(totals.slice(g * c.groupSize, (g + 1) * c.groupSize)));
     const tokens = upd?.stats.tokens ?? 0;
@@ -376,12 +491,12 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       reward_std: mean(groupStds),
       reward_by_fn: byFnMean,
       reward_std_by_fn: byFnStd,
-      accuracy: mean(all.rewards.map((x) => (x.correct ? 1 : 0))),
+      accuracy: mean(fig.correct),
       completion_len_mean: mean(lens),
       completion_len_max: Math.max(...lens),
-      truncated_share: mean(all.truncated.map((t) => (t ? 1 : 0))),
-      self_check_share: mean(all.selfCheck.map((s) => (s.any ? 1 : 0))),
-      revise_share: mean(all.selfCheck.map((s) => (s.revises ? 1 : 0))),
+      truncated_share: mean(fig.truncated),
+      self_check_share: mean(fig.selfCheck),
+      revise_share: mean(fig.revises),
       kl: upd && upd.stats.klSum !== null && tokens > 0 ? upd.stats.klSum / tokens : null,
       clip_low: upd && tokens > 0 ? upd.stats.clippedLow / tokens : null,
       clip_high: upd && tokens > 0 ? upd.stats.clippedHigh / tokens : null,
@@ -396,8 +511,8 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       rollout_s: rolloutSeconds,
       update_s: updateSeconds,
       step_s: seconds,
-      gen_tokens: all.stats.generatedTokens,
-      gen_tokens_per_s: all.stats.tokensPerSecond,
+      gen_tokens: genTokens,
+      gen_tokens_per_s: genTokensPerSecond,
       ...loadFigures(upd?.load ?? new Map()),
     };
     for (let i = 0; i < Math.min(c.sampleCount, all.texts.length); i++) {
@@ -428,12 +543,54 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
         acc: `${((record.accuracy as number) * 100).toFixed(1)}%`,
         len: (record.completion_len_mean as number).toFixed(0),
         check: `${((record.self_check_share as number) * 100).toFixed(0)}%`,
-        tokensPerSecond: all.stats.tokensPerSecond,
+        tokensPerSecond: genTokensPerSecond,
       },
-      tokens: all.stats.generatedTokens,
+      tokens: genTokens,
       lr,
     };
   };
+
+  const evaluateHeldout = async (step: number): Promise<MetricRecord> => {
+    const r = await evaluate(model, tok, {
+      task: c.task,
+      taskConfig: c.taskConfig,
+      n: c.evalProblems,
+      temperature: 0,
+      maxNewTokens: c.maxNewTokens,
+      seed: c.seed,
+      examples: HELDOUT_SAMPLES,
+      format: c.format,
+    });
+    model.train(true);
+    // the same held-out problems at every evaluation (same seed): what the run learned, side by side
+    r.examples.forEach((x, index) =>
+      sink.sample({
+        step,
+        heldout: true,
+        index,
+        problem: JSON.stringify(x.problem),
+        reference: x.reference,
+        completion: x.completion,
+        reward: x.reward,
+        correct: x.reward === 1,
+        self_check: detectSelfCheck(x.completion).any,
+      }),
+    );
+    sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
+    return { heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens };
+  };
+  const save = checkpointWriter(runDir, {
+    model,
+    optimizer,
+    tokenizer: tok,
+    keep: c.keepCheckpoints,
+    kind: 'rl',
+    config: c,
+    data: () => loader.state(),
+    flush: () => sink.flush(),
+  });
+  const repoint = (dir: string): void => pointLatestAt(runDir, dir);
+  const io = dp ? onLead(dp, optimizer, { save, evaluate: evaluateHeldout, repoint }) : { save, evaluate: evaluateHeldout, repoint };
 
   let result: Awaited<ReturnType<typeof runSteps>>;
   try {
@@ -442,53 +599,15 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
       steps: c.steps,
       runStep,
       evalEvery: c.evalEvery,
-      evaluate: async (step) => {
-        const r = await evaluate(model, tok, {
-          task: c.task,
-          taskConfig: c.taskConfig,
-          n: c.evalProblems,
-          temperature: 0,
-          maxNewTokens: c.maxNewTokens,
-          seed: c.seed,
-          examples: HELDOUT_SAMPLES,
-          format: c.format,
-        });
-        model.train(true);
-        // the same held-out problems at every evaluation (same seed): what the run learned, side by side
-        r.examples.forEach((x, index) =>
-          sink.sample({
-            step,
-            heldout: true,
-            index,
-            problem: JSON.stringify(x.problem),
-            reference: x.reference,
-            completion: x.completion,
-            reward: x.reward,
-            correct: x.reward === 1,
-            self_check: detectSelfCheck(x.completion).any,
-          }),
-        );
-        sink.log(`step ${step}: held-out greedy pass@1 ${(r.pass1 * 100).toFixed(1)}% (${c.evalProblems} problems)`);
-        return { heldout_pass1: r.pass1, heldout_mean_reward: r.meanReward, heldout_len: r.meanCompletionTokens };
-      },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, {
-        model,
-        optimizer,
-        tokenizer: tok,
-        keep: c.keepCheckpoints,
-        kind: 'rl',
-        config: c,
-        data: () => loader.state(),
-        flush: () => sink.flush(),
-      }),
-      repoint: (dir) => pointLatestAt(runDir, dir),
+      ...io,
       weightsFinite: () => parametersFinite(model),
       sink,
       tokensSeen: resumed.tokensSeen,
       elapsed: resumed.elapsed,
       resumedFrom: latest,
       stopAfter: o.stopAfter,
+      anyRank: dp ? (flag) => dp.any(flag) : undefined,
     });
   } finally {
     sink.close();
@@ -497,7 +616,8 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
   const baseChat = path.join(c.base, 'chat.json');
   const inherited = fs.existsSync(baseChat) ? (JSON.parse(fs.readFileSync(baseChat, 'utf8')) as { template?: unknown }) : null;
   const chat = c.format === 'r1' && inherited?.template !== 'r1' ? { template: 'r1' } : inherited;
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
+  const finalDir = result.stoppedBy === 'done' && (!dp || dp.lead) ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
+  if (dp) await dp.barrier();
   return { runDir, finalDir, stoppedBy: result.stoppedBy, step: result.step, elapsed: result.elapsed, lastCheckpoint: result.lastCheckpoint };
 }

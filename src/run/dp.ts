@@ -54,6 +54,8 @@ export class DataParallel {
   private readonly bucketBytes: number;
   readonly leadTimeoutMs: number;
   private owners: Map<Tensor, number> | null = null;
+  /** Bytes this rank sent into collectives in the last syncGradients() and step() (the payloads). */
+  lastBytes = 0;
 
   constructor(
     readonly group: ProcessGroup,
@@ -103,6 +105,15 @@ export class DataParallel {
     }
   }
 
+  /** Every rank's `values` (each rank passes the same number), in rank order. */
+  async gather(values: number[]): Promise<number[][]> {
+    const k = values.length;
+    const slots = new Array<number>(k * this.worldSize).fill(0);
+    for (let i = 0; i < k; i++) slots[this.rank * k + i] = values[i];
+    const all = await this.sum(slots);
+    return Array.from({ length: this.worldSize }, (_, r) => all.slice(r * k, (r + 1) * k));
+  }
+
   /** Whether any rank says yes (a stop request reaches every rank at the same step). */
   async any(flag: boolean): Promise<boolean> {
     return (await this.sum([flag ? 1 : 0]))[0] > 0;
@@ -133,6 +144,7 @@ export class DataParallel {
     );
     const buckets = this.buckets(grads.reverse());
     const flats = noGrad(() => buckets.map((b) => cat(b.map((g) => g.reshape([-1])))));
+    this.lastBytes = flats.reduce((a, f) => a + f.numel() * itemSize(f.dtype), head.length * 8);
     try {
       await Promise.all(flats.map((f) => this.group.allReduce(f, 'sum')));
       noGrad(() => {
@@ -239,6 +251,7 @@ export class DataParallel {
   /** Broadcasts `ts` from rank `root`, flattened by dtype into one message each. */
   private async broadcastFlat(ts: Tensor[], root: number): Promise<void> {
     for (const bucket of this.buckets(ts)) {
+      this.lastBytes += bucket.reduce((a, t) => a + t.numel() * itemSize(t.dtype), 0);
       const flat = noGrad(() =>
         this.rank === root ? cat(bucket.map((t) => t.detach().reshape([-1]))) : zeros([bucket.reduce((a, t) => a + t.numel(), 0)], { dtype: bucket[0].dtype }),
       );

@@ -159,7 +159,9 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
       applyLr(o.optimizer, lr);
       let micro: MicroNumbers[] = [];
       for (let m = 0; m < o.gradAccum; m++) micro.push(microStep(o));
+      const tc = performance.now();
       if (o.dp) micro = await syncStep(o, o.dp, micro);
+      const syncSeconds = (performance.now() - tc) / 1000;
       const loss = mean(micro.map((x) => x.loss));
       const lmLoss = mean(micro.map((x) => x.lmLoss));
       const runaway = Number.isFinite(lmLoss) ? lmRunaway(lmLoss, vocab) : null;
@@ -186,6 +188,7 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
           tokens_per_s: tokensPerSecond,
           expert_load_max_over_mean,
           expert_load,
+          ...(o.dp ? { dp_world: o.dp.worldSize, dp_sync_s: syncSeconds, dp_bytes: o.dp.lastBytes } : {}),
         },
         progress: { loss, tokensPerSecond },
         tokens,
