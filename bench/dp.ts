@@ -55,9 +55,23 @@ export default async function main(args: string[]): Promise<Record<string, unkno
     const config = join(dir, 'dp.json');
     writeFileSync(
       config,
-      JSON.stringify({ ...preset, runsDir: dir, trainDocuments: 4000, valDocuments: 50, batchSize: batch, seqLen: seq, evalEvery: 100000, checkpointEvery: 100000, optim: { ...(preset.optim as object), warmupSteps: 1 }, sampleCount: 0, logEvery: 1 }),
+      JSON.stringify({
+        ...preset,
+        runsDir: dir,
+        trainDocuments: 4000,
+        valDocuments: 50,
+        batchSize: batch,
+        seqLen: seq,
+        evalEvery: 100000,
+        checkpointEvery: 100000,
+        optim: { ...(preset.optim as object), warmupSteps: 1 },
+        sampleCount: 0,
+        logEvery: 1,
+      }),
     );
-    console.log(`dp: model small, global batch ${batch} × ${seq} tokens, ${steps} steps per run (first ${skip} not timed), ${rounds} rounds, OpenBLAS core ${blasChoice.coreType ?? 'default'}`);
+    console.log(
+      `dp: model small, global batch ${batch} × ${seq} tokens, ${steps} steps per run (first ${skip} not timed), ${rounds} rounds, OpenBLAS core ${blasChoice.coreType ?? 'default'}`,
+    );
     const perStep: Record<Arm['key'], number[]> = { one: [], dp: [], zero1: [] };
     const ratios: { dp: number[]; zero1: number[] } = { dp: [], zero1: [] };
     let bytes: Record<string, number> = {};

@@ -16,6 +16,7 @@ import { readMetrics } from '../src/run/metrics.ts';
 const root = new URL('..', import.meta.url).pathname;
 const BIN = join(root, 'bin', 'tinyseek.js');
 const WORKER = join(root, 'test', 'fixtures', 'dist-worker.ts');
+const GRPO_STEP = join(root, 'test', 'fixtures', 'grpo-step.ts');
 // the tolerance of "the same trajectory": float32 sums over ranks add in another order
 const LOSS_TOL = 1e-5;
 const WEIGHT_TOL = 1e-4;
@@ -61,9 +62,9 @@ function trainRecords(name: string): { step: number; loss: number; grad_norm: nu
     .map((r) => ({ step: r.step as number, loss: r.loss as number, grad_norm: r.grad_norm as number }));
 }
 
-function maxWeightDiff(a: string, b: string): number {
-  const wa = loadSafetensors(join(runs, a, 'final', 'model.safetensors'));
-  const wb = loadSafetensors(join(runs, b, 'final', 'model.safetensors'));
+function maxWeightDiff(a: string, b: string, file = (n: string) => join(runs, n, 'final', 'model.safetensors')): number {
+  const wa = loadSafetensors(file(a));
+  const wb = loadSafetensors(file(b));
   assert.deepEqual(Object.keys(wa).sort(), Object.keys(wb).sort());
   let worst = 0;
   for (const k of Object.keys(wa)) worst = Math.max(worst, wa[k].sub(wb[k]).abs().max().item());
@@ -230,5 +231,65 @@ describe('data-parallel pretraining (tinyseek launch)', () => {
     } finally {
       if (made || existsSync(`/run/netns/${nsA}`)) sh(`ip netns del ${nsA}; ip netns del ${nsB}`);
     }
+  });
+
+  test('GRPO: a 2-rank update (μ = 2, KL to the reference) equals the 1-process update on the same rollout, for grpo and dapo losses', async () => {
+    const base = join(runs, 'one', 'final');
+    assert.ok(existsSync(base), 'the first pretraining test writes the base');
+    const abs = (n: string): string => join(runs, n, 'model.safetensors');
+    for (const variant of ['grpo', 'dapo']) {
+      const one = await run(['--import', 'tsx', GRPO_STEP, base, join(runs, `grpo-${variant}-1`), variant]);
+      assert.equal(one.code, 0, one.out);
+      const p = 20000 + Math.floor(Math.random() * 20000);
+      const ranks = await Promise.all(
+        [0, 1].map((r) =>
+          run(['--import', 'tsx', GRPO_STEP, base, join(runs, `grpo-${variant}-2`), variant], { MASTER_PORT: String(p), WORLD_SIZE: '2', RANK: String(r) }),
+        ),
+      );
+      for (const r of ranks) assert.equal(r.code, 0, r.out);
+      const a = JSON.parse(one.out.trim().split('\n').at(-1) as string) as { loss: number; gradNorms: number[]; tokens: number; rows: number };
+      const b = JSON.parse(ranks[0].out.trim().split('\n').at(-1) as string) as typeof a;
+      assert.equal(a.rows, 16);
+      assert.equal(b.rows, 8, 'each rank updates on its half of the groups');
+      assert.equal(b.tokens, a.tokens, 'the token count is the whole batch');
+      assert.ok(Math.abs(a.loss - b.loss) <= 1e-4 * Math.abs(a.loss), `${variant}: loss ${a.loss} vs ${b.loss}`);
+      a.gradNorms.forEach((g, i) => assert.ok(Math.abs(g - b.gradNorms[i]) <= 1e-4 * g, `${variant}: grad norm ${g} vs ${b.gradNorms[i]}`));
+      const d = maxWeightDiff(`grpo-${variant}-1`, `grpo-${variant}-2`, abs);
+      const moved = maxWeightDiff(`grpo-${variant}-1`, 'one', (n) => (n === 'one' ? join(base, 'model.safetensors') : abs(n)));
+      assert.ok(moved > 1e-3, `the update moved the weights by only ${moved}`);
+      assert.ok(d < 1e-5, `${variant}: the 2-rank weights differ by ${d} (the update moved them by ${moved})`);
+    }
+  });
+
+  test('GRPO through tinyseek launch: 2 ranks sample their halves of the prompts and train together', async () => {
+    const base = join(root, 'checkpoints', 'small-base'); // a policy that is not near uniform
+    const r = await run([
+      BIN,
+      'launch',
+      '--nproc',
+      '2',
+      '--',
+      'rl',
+      '--config',
+      'rl-tiny',
+      '--base',
+      base,
+      '--runs-dir',
+      runs,
+      '--name',
+      'rl2',
+      '--steps',
+      '2',
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /data-parallel over 2 ranks \(2 prompts each\)/);
+    const recs = readMetrics(join(runs, 'rl2', 'metrics.jsonl')).filter((x) => x.kind === 'rl');
+    assert.equal(recs.length, 2);
+    for (const x of recs) {
+      assert.equal(x.groups_used, 4, "both ranks' groups count");
+      assert.ok((x.gen_tokens as number) > 0);
+      assert.equal(typeof x.grad_norm, 'number');
+    }
+    assert.ok(existsSync(join(runs, 'rl2', 'final', 'model.safetensors')));
   });
 });

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 
 /** The stages that join a process group when WORLD_SIZE is set. */
-const DIST_STAGES = ['pretrain', 'rl'];
+const DIST_STAGES = ['pretrain', 'sft', 'rl'];
 
 function intArg(min: number): (v: string) => number {
   return (v) => {

@@ -101,7 +101,12 @@ export function registerTrainCommands(program: Command): void {
       if (f.from !== undefined) extra.from = f.from;
       if (f.data !== undefined) extra.data = f.data;
       const c = resolveConfig(SftConfig, f.config ?? 'sft-small', overrides(f, extra), f.config ?? 'preset sft-small');
-      await guarded(() => sft(c, { resume: f.resume, stopAfter: f.stopAfter }));
+      const dp = await dataParallelFromEnv();
+      try {
+        await guarded(() => sft(c, { resume: f.resume, stopAfter: f.stopAfter, dp }));
+      } finally {
+        dp?.group.destroy();
+      }
     });
 
   withCommon(

@@ -42,7 +42,8 @@ import { distillKl } from './logit-distill.ts';
 import { type Batch, type LoopResult, type MetricRecord, runTrainingLoop } from './loop.ts';
 import { RUN_CONTROL_KEYS, biasGammaOf, scheduleOf } from './pretrain.ts';
 import { pointLatestAt } from '../run/checkpointing.ts';
-import { openRunDir, checkpointWriter, resumePoint, saveFinalModel } from '../run/run-dir.ts';
+import { openRunDir, checkpointWriter, resumePoint, runDirOf, saveFinalModel } from '../run/run-dir.ts';
+import { type DataParallel, onLead, openRunDirOnLead, silentSink } from '../run/dp.ts';
 import { openRunSink } from '../run/run-sink.ts';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
@@ -193,9 +194,21 @@ export interface SftResult extends LoopResult {
   lastEval: MetricRecord | null;
 }
 
-export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: number; log?: (s: string) => void } = {}): Promise<SftResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
-  const { runDir, latest } = openRunDir(c, o.resume, RUN_CONTROL_KEYS);
+export async function sft(
+  c: SftConfig,
+  o: {
+    resume?: boolean;
+    stopAfter?: number;
+    log?: (s: string) => void /** Data parallelism (tinyseek launch); rank 0 writes. */;
+    dp?: DataParallel | null;
+  } = {},
+): Promise<SftResult> {
+  const dp = o.dp ?? null;
+  const lead = !dp || dp.lead;
+  const log = lead ? (o.log ?? ((s: string) => console.log(s))) : () => {};
+  const { runDir, latest } = dp
+    ? await openRunDirOnLead(dp, () => openRunDir(c, o.resume, RUN_CONTROL_KEYS), runDirOf(c), o.resume)
+    : openRunDir(c, o.resume, RUN_CONTROL_KEYS);
 
   const tokFile = path.join(c.from, 'tokenizer.json');
   if (!fs.existsSync(tokFile))
@@ -217,6 +230,10 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
 
   const optimizer = new AdamW(weightDecayGroups(model, c.optim.weightDecay), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps });
   const { step: startStep, tokensSeen, elapsed, data: dataState } = resumePoint(latest, model, optimizer, log);
+  if (dp) {
+    await dp.broadcastModule(model);
+    dp.shardOptimizerState(optimizer);
+  }
   const loader = new SftLoader(tok, trainConvs, {
     batchSize: c.batchSize,
     seed: c.seed,
@@ -225,11 +242,29 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
     resume: dataState as IteratorState | undefined,
   });
   if (loader.dropped.length) log(`sft: ${loader.dropped.length} conversations longer than ${c.seqLen} tokens left out`);
-  const sink = openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log });
+  const sink = lead ? openRunSink(runDir, { total: c.steps, resumeAt: o.resume ? startStep : null, logEvery: c.logEvery, log }) : silentSink();
   const usesBias = model.moeLayers().some((m) => m.gate.bias !== null);
   log(
-    `sft ${c.name}: from ${c.from}, ${loader.examples.length} training and ${valExamples.length} validation ${c.template === 'r1-zero' ? 'examples (R1-Zero prompt and completion)' : 'conversations'}, ${c.steps} steps`,
+    `sft ${c.name}: from ${c.from}, ${loader.examples.length} training and ${valExamples.length} validation ${c.template === 'r1-zero' ? 'examples (R1-Zero prompt and completion)' : 'conversations'}, ${c.steps} steps` +
+      (dp ? `, data-parallel over ${dp.worldSize} ranks (${c.batchSize / dp.worldSize} rows each${dp.zero1 ? ', ZeRO-1' : ''})` : ''),
   );
+  const evaluate = async (step: number): Promise<MetricRecord> => {
+    const r = validateSft(model, valExamples, tok.special.pad, c.seqLen, c.batchSize);
+    sink.log(`step ${step}: validation loss ${r.val_loss.toFixed(4)} on ${r.val_tokens} assistant tokens`);
+    return { ...r };
+  };
+  const save = checkpointWriter(runDir, {
+    model,
+    optimizer,
+    tokenizer: tok,
+    keep: c.keepCheckpoints,
+    kind: 'sft',
+    config: c,
+    data: () => loader.state(),
+    flush: () => sink.flush(),
+  });
+  const repoint = (dir: string): void => pointLatestAt(runDir, dir);
+  const io = dp ? onLead(dp, optimizer, { save, evaluate, repoint }) : { save, evaluate, repoint };
 
   let result: LoopResult;
   try {
@@ -251,34 +286,21 @@ export async function sft(c: SftConfig, o: { resume?: boolean; stopAfter?: numbe
         return { inputs: toTensor({ data: b.inputs, shape: b.shape }), targets: toTensor({ data: b.targets, shape: b.shape }), tokens };
       },
       evalEvery: c.evalEvery,
-      evaluate: async (step) => {
-        const r = validateSft(model, valExamples, tok.special.pad, c.seqLen, c.batchSize);
-        sink.log(`step ${step}: validation loss ${r.val_loss.toFixed(4)} on ${r.val_tokens} assistant tokens`);
-        return { ...r };
-      },
       checkpointEvery: c.checkpointEvery,
-      save: checkpointWriter(runDir, {
-        model,
-        optimizer,
-        tokenizer: tok,
-        keep: c.keepCheckpoints,
-        kind: 'sft',
-        config: c,
-        data: () => loader.state(),
-        flush: () => sink.flush(),
-      }),
+      ...io,
       sink,
       tokensSeen,
       elapsed,
       resumedFrom: latest,
-      repoint: (dir) => pointLatestAt(runDir, dir),
       stopAfter: o.stopAfter,
+      dp,
     });
   } finally {
     sink.close();
   }
   const chat = c.template === 'r1-zero' ? { template: 'r1-zero', frame: set.frame ?? 'tinyzero' } : { template: 'r1' };
-  const finalDir = result.stoppedBy === 'done' ? await saveFinalModel(runDir, model, tok, log, chat) : null;
+  const finalDir = result.stoppedBy === 'done' && lead ? await saveFinalModel(runDir, model, tok, log, chat) : null;
   await sink.plot();
+  if (dp) await dp.barrier();
   return { ...result, runDir, finalDir, lastEval: sink.lastEval() };
 }
