@@ -11,7 +11,8 @@
         "src/tensors.cc",
         "src/autograd.cc",
         "src/runtime.cc",
-        "src/dist.cc"
+        "src/dist.cc",
+        "src/grad_reducer.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -17,6 +17,7 @@ const root = new URL('..', import.meta.url).pathname;
 const BIN = join(root, 'bin', 'tinyseek.js');
 const WORKER = join(root, 'test', 'fixtures', 'dist-worker.ts');
 const GRPO_STEP = join(root, 'test', 'fixtures', 'grpo-step.ts');
+const REDUCER = join(root, 'test', 'fixtures', 'reducer-worker.ts');
 // the tolerance of "the same trajectory": float32 sums over ranks add in another order
 const LOSS_TOL = 1e-5;
 const WEIGHT_TOL = 1e-4;
@@ -116,6 +117,33 @@ describe('c10d collectives over Gloo', () => {
       ]);
       assert.deepEqual(o.reduceScatter, [r * 300 + 3, 3]);
       assert.match(o.contiguous as string, /not contiguous/);
+    });
+  });
+
+  test('gradients summed in buckets during backward equal the sums after it; a gradient no rank has stays none', async () => {
+    // buckets (96 bytes) in reverse order: [7, 6], [5, 4, 3], [2, 1, 0]; parameter 0 has no gradient
+    // anywhere, 5 none on rank 1, 6 none in rank 2's armed backward (it keeps its first micro-batch's):
+    // the armed backward cannot reach them, so they are ready from its start and every bucket
+    // still starts during backward
+    const worker = async (overlap: string) => {
+      const p = port();
+      const res = await Promise.all(
+        [0, 1, 2].map((r) =>
+          run(['--import', 'tsx', REDUCER], { MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(p), WORLD_SIZE: '3', RANK: String(r), DIST_OVERLAP: overlap }),
+        ),
+      );
+      for (const r of res) assert.equal(r.code, 0, r.out);
+      return res.map((r) => JSON.parse(r.out.trim().split('\n').at(-1) as string) as { extra: number; grads: (number[] | null)[]; overlap: number });
+    };
+    const expected = Array.from({ length: 8 }, (_, i) => (i === 0 ? null : new Array<number>(3 + i).fill(i === 5 ? 36 : i === 6 ? 42 : 9 * (i + 1))));
+    const during = await worker('1');
+    const after = await worker('0');
+    during.forEach((o, r) => {
+      assert.equal(o.extra, 6);
+      assert.deepEqual(o.grads, expected);
+      assert.equal(o.overlap, 1, `rank ${r}`);
+      assert.deepEqual(after[r].grads, expected);
+      assert.equal(after[r].overlap, 0);
     });
   });
 
@@ -291,5 +319,39 @@ describe('data-parallel pretraining (tinyseek launch)', () => {
       assert.equal(typeof x.grad_norm, 'number');
     }
     assert.ok(existsSync(join(runs, 'rl2', 'final', 'model.safetensors')));
+  });
+
+  test('distillation through tinyseek launch: 2 ranks sample their slices of every step, the lead writes the traces, SFT is data-parallel', async () => {
+    const cfg = join(runs, 'distill2.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        teacher: join(root, 'checkpoints', 'small-r1-zero'),
+        student: join(root, 'checkpoints', 'small-base'),
+        prompts: 6,
+        samples: 2,
+        chunk: 3, // 2 sampling steps, of 3 prompts: rank 0 samples 1 and rank 1 2 of each
+        batchSize: 2,
+        maxNewTokens: 96,
+        evalProblems: 4,
+        sft: { steps: 2, batchSize: 4, evalEvery: 1000, checkpointEvery: 1000 },
+      }),
+    );
+    const r = await run([BIN, 'launch', '--nproc', '2', '--', 'distill', '--config', cfg, '--runs-dir', runs, '--name', 'distill2']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /over 2 ranks/);
+    const summary = JSON.parse(readFileSync(join(runs, 'distill2-traces', 'rejection.json'), 'utf8')) as { kept: number; candidates: number; steps: number };
+    assert.equal(summary.candidates, 12, 'every prompt sampled twice, once over the ranks');
+    assert.equal(summary.steps, 2);
+    const lines = readFileSync(join(runs, 'distill2-traces', 'traces.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
+    assert.equal(lines.length, summary.kept);
+    const sampled = readMetrics(join(runs, 'distill2-traces', 'metrics.jsonl')).filter((x) => x.kind === 'distill-sample');
+    assert.equal(sampled.length, 2, 'one metrics line per step, from the lead');
+    const sftRecs = readMetrics(join(runs, 'distill2', 'metrics.jsonl')).filter((x) => x.kind === 'train');
+    assert.ok(sftRecs.length > 0 && sftRecs.every((x) => x.dp_world === 2));
+    const report = JSON.parse(readFileSync(join(runs, 'distill2', 'distill.json'), 'utf8')) as { student_pass1: number | null };
+    assert.equal(typeof report.student_pass1, 'number');
   });
 });

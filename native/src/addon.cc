@@ -41,6 +41,11 @@ Napi::Value DistInit(const Napi::CallbackInfo&);
 Napi::Value DistCollective(const Napi::CallbackInfo&);
 Napi::Value DistDestroy(const Napi::CallbackInfo&);
 Napi::Value DistBackends(const Napi::CallbackInfo&);
+Napi::Value DistReducerCreate(const Napi::CallbackInfo&);
+Napi::Value DistReducerArm(const Napi::CallbackInfo&);
+Napi::Value DistReducerFinish(const Napi::CallbackInfo&);
+Napi::Value DistReducerBuckets(const Napi::CallbackInfo&);
+Napi::Value DistReducerDestroy(const Napi::CallbackInfo&);
 
 namespace {
 
@@ -133,6 +138,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("distCollective", DistCollective);
   add("distDestroy", DistDestroy);
   add("distBackends", DistBackends);
+  add("distReducerCreate", DistReducerCreate);
+  add("distReducerArm", DistReducerArm);
+  add("distReducerFinish", DistReducerFinish);
+  add("distReducerBuckets", DistReducerBuckets);
+  add("distReducerDestroy", DistReducerDestroy);
   return exports;
 }
 

@@ -2,6 +2,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "grad_reducer.h"
 #include "state.h"
 
 namespace ts {
@@ -32,6 +33,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
                         c10::str(outs[i].sizes()));
       }
     }
+    prepareArmedReducers(outs);
     torch::autograd::backward(outs, grads, retain, create);
     s.reportMemory(env);
     return env.Undefined();

@@ -8,62 +8,16 @@
 // "connection closed by peer".
 //
 // It knows tensors by their handles in State; it does not know models, gradients or optimizers.
-#define USE_C10D_GLOO 1
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
-#if defined(TINYSEEK_NCCL)
-#define USE_C10D_NCCL 1
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
-
-#include <atomic>
-#include <chrono>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
-#include "state.h"
+#include "dist_group.h"
 
 namespace ts {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kBeat = std::chrono::milliseconds(250);
-
-struct Group {
-  std::string host;
-  int port = 0;
-  int rank = 0;
-  int size = 1;
-  std::string backend;
-  std::chrono::milliseconds timeout{60000};
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
-  // heartbeat: its own store client, so that it never waits behind a collective's store traffic
-  c10::intrusive_ptr<c10d::Store> beatStore;
-  std::thread beat;
-  std::atomic<bool> stop{false};
-  std::mutex beatMutex;
-
-  ~Group() {
-    stop = true;
-    if (beat.joinable()) beat.join();
-  }
-};
-
 std::mutex registryMutex;
 std::vector<std::shared_ptr<Group>> registry;
-
-std::shared_ptr<Group> groupOf(int64_t id) {
-  std::lock_guard<std::mutex> lock(registryMutex);
-  if (id < 0 || static_cast<size_t>(id) >= registry.size() || !registry[id]) {
-    throw UserError("process group " + std::to_string(id) + " does not exist (destroyed, or never created)");
-  }
-  return registry[id];
-}
 
 std::string beatKey(int rank) { return "tinyseek/beat/" + std::to_string(rank); }
 std::string failedKey(int rank) { return "tinyseek/failed/" + std::to_string(rank); }
@@ -106,10 +60,22 @@ std::string silentRanks(Group& g) {
   return std::string(n == 1 ? "rank " : "ranks ") + silent.str() + " stopped answering";
 }
 
+}  // namespace
+
+std::shared_ptr<Group> groupOf(int64_t id) {
+  std::lock_guard<std::mutex> lock(registryMutex);
+  if (id < 0 || static_cast<size_t>(id) >= registry.size() || !registry[id]) {
+    throw UserError("process group " + std::to_string(id) + " does not exist (destroyed, or never created)");
+  }
+  return registry[id];
+}
+
 std::string failureMessage(Group& g, const std::string& what, const std::string& cause) {
   std::string who = silentRanks(g);
   return what + " on rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + " failed: " + who + " (" + cause + ")";
 }
+
+namespace {
 
 class InitWorker : public Napi::AsyncWorker {
  public:

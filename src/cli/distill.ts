@@ -10,6 +10,7 @@
  */
 import type { Command } from 'commander';
 import { readJsonObject } from '../run/config-file.ts';
+import { dataParallelFromEnv } from '../run/dp.ts';
 import { DistillConfig, distill } from '../jobs/distill.ts';
 import { compareReportDirOf, runDistillCompare } from '../jobs/distill-compare.ts';
 import { SHIPPED_R1, r1ReportDirOf, runR1 } from '../jobs/r1.ts';
@@ -98,7 +99,13 @@ export function registerDistillCommands(program: Command): void {
       o.sft = sftOver;
       const r = DistillConfig.safeParse(o);
       if (!r.success) throw new TrainConfigError(f.config ?? 'tinyseek distill flags', r.error.issues);
-      await guarded(() => distill(r.data, { resume: f.resume, stopAfter: f.stopAfter }));
+      const dp = await dataParallelFromEnv();
+      try {
+        await guarded(() => distill(r.data, { resume: f.resume, stopAfter: f.stopAfter, dp }));
+      } finally {
+        dp?.close();
+        dp?.group.destroy();
+      }
     });
 
   program

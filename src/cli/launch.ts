@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 
 /** The stages that join a process group when WORLD_SIZE is set. */
-const DIST_STAGES = ['pretrain', 'sft', 'rl'];
+const DIST_STAGES = ['pretrain', 'sft', 'rl', 'distill'];
 
 function intArg(min: number): (v: string) => number {
   return (v) => {
@@ -54,6 +54,8 @@ export interface LaunchOptions {
   master?: { host: string; port: number };
   threads?: number;
   zero1?: boolean;
+  /** false: all-reduce the gradients after backward instead of during it (TINYSEEK_DIST_OVERLAP=0). */
+  overlap?: boolean;
   /** Seconds a rank waits for a peer (TINYSEEK_DIST_TIMEOUT). */
   timeout?: number;
   /** Seconds the others get to stop by themselves after a rank failed. */
@@ -91,6 +93,7 @@ export async function launch(args: string[], o: LaunchOptions): Promise<number> 
         LOCAL_RANK: String(local),
         TINYSEEK_THREADS: String(threads),
         ...(o.zero1 ? { TINYSEEK_ZERO1: '1' } : {}),
+        ...(o.overlap === false ? { TINYSEEK_DIST_OVERLAP: '0' } : {}),
         ...(o.timeout ? { TINYSEEK_DIST_TIMEOUT: String(o.timeout) } : {}),
       };
       const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -148,6 +151,7 @@ export function registerLaunchCommand(program: Command): void {
     .option('--master <host:port>', 'the rendezvous address (default: 127.0.0.1 and a free port, single node only)', parseMaster)
     .option('--threads <n>', 'intra-op threads per rank (default: the cores divided by --nproc)', intArg(1))
     .option('--zero1', 'shard the AdamW moments across the ranks (ZeRO-1)')
+    .option('--no-overlap', 'all-reduce the gradients after backward instead of in buckets during it')
     .option('--timeout <s>', 'seconds a rank waits for a peer before failing (default 300)', intArg(1))
     .option('--grace <s>', 'seconds the other ranks get to stop after one failed, before they are killed', intArg(1), 30)
     .argument('<command...>', 'the stage and its flags, after --')

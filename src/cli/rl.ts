@@ -119,6 +119,7 @@ export function registerRlCommands(program: Command): void {
       try {
         await guarded(() => trainRl(settings, { resume: f.resume, stopAfter: f.stopAfter, dp }));
       } finally {
+        dp?.close();
         dp?.group.destroy();
       }
     });

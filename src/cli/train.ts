@@ -89,6 +89,7 @@ export function registerTrainCommands(program: Command): void {
       try {
         await guarded(() => pretrain(c, { resume: f.resume, stopAfter: f.stopAfter, dp }));
       } finally {
+        dp?.close();
         dp?.group.destroy();
       }
     });
@@ -105,6 +106,7 @@ export function registerTrainCommands(program: Command): void {
       try {
         await guarded(() => sft(c, { resume: f.resume, stopAfter: f.stopAfter, dp }));
       } finally {
+        dp?.close();
         dp?.group.destroy();
       }
     });

@@ -161,11 +161,76 @@ export class ProcessGroup {
     await settled(native.distCollective(this.live('barrier'), 'barrier', null, null, timeoutMs));
   }
 
+  /**
+   * A reducer that sums the gradients of `params` over the ranks while backward runs (see
+   * GradReducer). Every rank must create it with the same parameters in the same order.
+   */
+  gradReducer(params: Tensor[], o: { bucketBytes?: number; firstBucketBytes?: number } = {}): GradReducer {
+    const bucketBytes = o.bucketBytes ?? 25 * 1024 * 1024;
+    const firstBucketBytes = o.firstBucketBytes ?? Math.min(bucketBytes, 1024 * 1024);
+    for (const [i, p] of params.entries()) if (p.isDisposed) throw new DistError(`gradient reducer: parameter ${i} is disposed`);
+    const id = native.distReducerCreate(
+      this.live('gradient reducer'),
+      params.map((p) => p._h),
+      bucketBytes,
+      firstBucketBytes,
+    );
+    return new GradReducer(id, params);
+  }
+
   /** Leaves the group: stops the heartbeat and closes the connections. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     native.distDestroy(this.id);
+  }
+}
+
+/**
+ * Gradient all-reduce overlapped with backward, as DDP's Reducer does it: the parameters are split
+ * into buckets in reverse order (≤ 1 MiB for the first, then ≤ bucketBytes), a hook on each
+ * parameter's gradient accumulator counts it ready, and each complete bucket's sum starts on the
+ * process group's threads while backward goes on. Buckets start in the same order on every rank.
+ *
+ *   arm()      before the backward whose gradients are summed (the last micro-batch of a step)
+ *   finish()   after it: starts the buckets that did not fill, waits, and writes the sums into
+ *              the gradients; resolves to the number of buckets that started during backward and
+ *              the parameters that had no gradient on this rank (they got zeros)
+ *
+ * When an armed backward starts, the parameters it cannot reach (an expert no token chose) are
+ * ready at once, as DDP's find_unused_parameters does, so they do not hold back later buckets.
+ */
+export class GradReducer {
+  private destroyed = false;
+  /** Parameter indices per bucket, in the order they are all-reduced. */
+  readonly buckets: number[][];
+
+  /** @internal */
+  constructor(
+    private readonly id: number,
+    readonly params: Tensor[],
+  ) {
+    this.buckets = native.distReducerBuckets(id);
+  }
+
+  private live(what: string): number {
+    if (this.destroyed) throw new DistError(`gradient reducer ${what}: it was destroyed`);
+    return this.id;
+  }
+
+  arm(): void {
+    native.distReducerArm(this.live('arm'));
+  }
+
+  finish(): Promise<{ started: number; filled: number[] }> {
+    return settled(native.distReducerFinish(this.live('finish')));
+  }
+
+  /** Removes the hooks. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    native.distReducerDestroy(this.id);
   }
 }
 

@@ -35,4 +35,4 @@ export {
   type Reduction,
 } from './ops/nn.ts';
 export * from './ops/foreach.ts';
-export { ProcessGroup, DistError, distEnvFrom, distBackends, type DistEnv, type InitOptions, type ReduceOp, type Backend } from './dist.ts';
+export { ProcessGroup, GradReducer, DistError, distEnvFrom, distBackends, type DistEnv, type InitOptions, type ReduceOp, type Backend } from './dist.ts';

@@ -91,6 +91,11 @@ export interface NativeAddon {
   distCollective(group: number, kind: 'broadcast', tensors: number[], root: number, timeoutMs: number): Promise<void>;
   distCollective(group: number, kind: 'allgather', outputs: number[], input: number, timeoutMs: number): Promise<void>;
   distCollective(group: number, kind: 'barrier', unused: null, unused2: null, timeoutMs: number): Promise<void>;
+  distReducerCreate(group: number, params: number[], bucketBytes: number, firstBucketBytes: number): number;
+  distReducerArm(reducer: number): void;
+  distReducerFinish(reducer: number): Promise<{ started: number; filled: number[] }>;
+  distReducerBuckets(reducer: number): number[][];
+  distReducerDestroy(reducer: number): void;
   distDestroy(group: number): void;
   distBackends(): string[];
 }

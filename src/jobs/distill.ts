@@ -21,16 +21,21 @@
  * resumed run cuts it back there and goes on; the SFT run resumes from its checkpoint. A rerun of
  * a finished stage with the same settings reuses it.
  *
+ * Data-parallel under tinyseek launch: each rank samples its slice of every step's prompts (its
+ * own seed), the batches are all-gathered and merged in rank order, and the lead writes the
+ * traces; the SFT stage is data-parallel SFT; the lead evaluates the student while the others wait.
+ *
  * It composes the rejection sampler, SFT and evaluation; the numbers are whatever they produce.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { PROMPT_FORMATS, type Problem, TASK_NAMES, generateProblems, referenceAnswerOf } from '../data/index.ts';
-import { REJECTIONS, type Rejection, evaluate, noRejections, rejectionSample } from '../eval/index.ts';
+import { REJECTIONS, type Rejection, type RejectionBatch, evaluate, noRejections, rejectionSample } from '../eval/index.ts';
 import { writeAllSync, writeFileAtomic } from '../io/durable.ts';
 import { loadCheckpoint } from '../model/checkpoint.ts';
 import { RunName, readJsonObject } from '../run/config-file.ts';
+import { type DataParallel, silentSink } from '../run/dp.ts';
 import { configDifferences, runDirOf } from '../run/run-dir.ts';
 import { openRunSink } from '../run/run-sink.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -119,15 +124,20 @@ export interface DistillResult {
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
-/** The sampling stage: the teacher's traces, kept by rejection sampling (see the module comment). */
-export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?: (s: string) => void } = {}): Promise<TraceStage> {
-  const log = o.log ?? ((s: string) => console.log(s));
-  const dir = runDirOf({ runsDir: c.runsDir, name: `${c.name}-traces` });
+/** Where a sampling stage starts: a finished stage to reuse, or the state to go on from. */
+interface SamplingStart {
+  reused: TraceStage | null;
+  state: SamplingState;
+}
+
+/** The lead's part before sampling: the settings checked, the finished stage reused, the trace file cut back. */
+function prepareSampling(c: DistillConfig, dir: string, resume: boolean | undefined, log: (s: string) => void): SamplingStart {
   const file = path.join(dir, 'traces.jsonl');
   const partial = path.join(dir, 'traces.partial.jsonl');
   const stateFile = path.join(dir, 'state.json');
   const configFile = path.join(dir, 'config.json');
   const summaryFile = path.join(dir, 'rejection.json');
+  const fresh: SamplingState = { steps: 0, bytes: 0, kept: 0, candidates: 0, rejected: noRejections(), generatedTokens: 0, seconds: 0 };
   if (fs.existsSync(configFile)) {
     const diff = configDifferences(readJsonObject(configFile, 'restore it, or choose another --name'), c, '', SAMPLING_FREE_KEYS);
     if (diff.length) throw new Error(`${dir} holds traces sampled with other settings (${diff.join(', ')}); choose another --name or restore them`);
@@ -135,49 +145,93 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
       const s = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as SamplingState & { minutes: number };
       log(`distill: reusing the ${s.kept} traces in ${file}`);
       const rejected = { ...noRejections(), ...s.rejected };
-      return { dir, file, kept: s.kept, candidates: s.candidates, rejected, generatedTokens: s.generatedTokens, minutes: s.minutes, reused: true };
+      const reused = { dir, file, kept: s.kept, candidates: s.candidates, rejected, generatedTokens: s.generatedTokens, minutes: s.minutes, reused: true };
+      return { reused, state: fresh };
     }
-    if (fs.existsSync(stateFile) && !o.resume)
-      throw new Error(`${dir} holds an interrupted sampling stage: continue it with --resume, or choose another --name`);
+    if (fs.existsSync(stateFile) && !resume) throw new Error(`${dir} holds an interrupted sampling stage: continue it with --resume, or choose another --name`);
   }
   fs.mkdirSync(dir, { recursive: true });
   writeFileAtomic(configFile, `${JSON.stringify(c, null, 2)}\n`);
-  const fresh: SamplingState = { steps: 0, bytes: 0, kept: 0, candidates: 0, rejected: noRejections(), generatedTokens: 0, seconds: 0 };
-  const saved = o.resume && fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as SamplingState) : null;
+  const saved = resume && fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as SamplingState) : null;
   const state: SamplingState = saved ? { ...fresh, ...saved, rejected: { ...noRejections(), ...saved.rejected } } : fresh;
   if (!fs.existsSync(partial) || state.steps === 0) fs.writeFileSync(partial, '');
   if (fs.statSync(partial).size < state.bytes)
     throw new Error(`${partial} is shorter than ${stateFile} records; the traces were damaged: choose another --name`);
   fs.truncateSync(partial, state.bytes);
+  return { reused: null, state };
+}
+
+/** The ranks' batches of one step as one: kept traces and examples in rank order, counts summed, the slowest rank's seconds. */
+function mergeBatches(bs: RejectionBatch[]): RejectionBatch {
+  const rejected = noRejections();
+  for (const b of bs) for (const k of REJECTIONS) rejected[k] += b.rejected[k];
+  return {
+    kept: bs.flatMap((b) => b.kept),
+    rejected,
+    rejectedExamples: bs.flatMap((b) => b.rejectedExamples),
+    candidates: bs.reduce((a, b) => a + b.candidates, 0),
+    generatedTokens: bs.reduce((a, b) => a + b.generatedTokens, 0),
+    seconds: Math.max(0, ...bs.map((b) => b.seconds)),
+  };
+}
+
+const emptyBatch = (): RejectionBatch => ({ kept: [], rejected: noRejections(), rejectedExamples: [], candidates: 0, generatedTokens: 0, seconds: 0 });
+
+/** The sampling stage: the teacher's traces, kept by rejection sampling (see the module comment). */
+export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?: (s: string) => void; dp?: DataParallel | null } = {}): Promise<TraceStage> {
+  const dp = o.dp ?? null;
+  const lead = !dp || dp.lead;
+  const log = lead ? (o.log ?? ((s: string) => console.log(s))) : () => {};
+  const dir = runDirOf({ runsDir: c.runsDir, name: `${c.name}-traces` });
+  const file = path.join(dir, 'traces.jsonl');
+  const partial = path.join(dir, 'traces.partial.jsonl');
+  const stateFile = path.join(dir, 'state.json');
+  const summaryFile = path.join(dir, 'rejection.json');
+  let start = lead ? prepareSampling(c, dir, o.resume, log) : null;
+  // every rank goes on from the lead's state (it alone reads the run directory)
+  if (dp) start = JSON.parse((await dp.gatherStrings(lead ? JSON.stringify(start) : ''))[0]) as SamplingStart;
+  const { reused, state } = start as SamplingStart;
+  if (reused) return reused;
 
   const problems = generateProblems(c.task, { seed: c.seed, split: 'train', n: c.prompts, config: c.taskConfig });
   const steps = Math.ceil(problems.length / c.chunk);
   const tok = Tokenizer.load(path.join(c.teacher, 'tokenizer.json'));
   const teacher = loadCheckpoint(c.teacher);
   teacher.eval();
-  const sink = openRunSink(dir, { total: steps, resumeAt: state.steps > 0 ? state.steps : null, logEvery: 1, log, title: `${c.name}-traces` });
+  const sink = lead
+    ? openRunSink(dir, { total: steps, resumeAt: state.steps > 0 ? state.steps : null, logEvery: 1, log, title: `${c.name}-traces` })
+    : silentSink();
+  const world = dp?.worldSize ?? 1;
+  const rank = dp?.rank ?? 0;
   log(
-    `distill ${c.name}: ${c.teacher} (asked in the ${c.teacherTemplate ?? 'r1-zero'} format) samples ${c.samples} per prompt on ${problems.length} ${c.task} train problems (T ${c.temperature}, ≤ ${c.maxNewTokens} tokens), keeps ≤ ${c.keepPerPrompt} per prompt${state.steps ? `; resuming at step ${state.steps + 1} of ${steps}` : ''}`,
+    `distill ${c.name}: ${c.teacher} (asked in the ${c.teacherTemplate ?? 'r1-zero'} format) samples ${c.samples} per prompt on ${problems.length} ${c.task} train problems (T ${c.temperature}, ≤ ${c.maxNewTokens} tokens), keeps ≤ ${c.keepPerPrompt} per prompt${world > 1 ? `, over ${world} ranks` : ''}${state.steps ? `; resuming at step ${state.steps + 1} of ${steps}` : ''}`,
   );
-  const fd = fs.openSync(partial, 'a');
+  const fd = lead ? fs.openSync(partial, 'a') : -1;
   const t0 = performance.now();
   try {
     for (let step = state.steps + 1; step <= steps; step++) {
       const batch = problems.slice((step - 1) * c.chunk, step * c.chunk);
-      const r = rejectionSample(teacher, tok, batch, {
-        samples: c.samples,
-        keepPerPrompt: c.keepPerPrompt,
-        temperature: c.temperature,
-        topP: c.topP,
-        maxNewTokens: c.maxNewTokens,
-        seed: (c.seed * 1_000_003 + step) % 2 ** 31,
-        batchSize: c.batchSize,
-        format: c.teacherTemplate,
-      });
+      // this rank's contiguous slice of the step's prompts
+      const mine = batch.slice(Math.floor((rank * batch.length) / world), Math.floor(((rank + 1) * batch.length) / world));
+      const own = mine.length
+        ? rejectionSample(teacher, tok, mine, {
+            samples: c.samples,
+            keepPerPrompt: c.keepPerPrompt,
+            temperature: c.temperature,
+            topP: c.topP,
+            maxNewTokens: c.maxNewTokens,
+            seed: (c.seed * 1_000_003 + step + rank * 7919) % 2 ** 31,
+            batchSize: c.batchSize,
+            format: c.teacherTemplate,
+          })
+        : emptyBatch();
+      const r = dp ? mergeBatches((await dp.gatherStrings(JSON.stringify(own))).map((j) => JSON.parse(j) as RejectionBatch)) : own;
       const lines = r.kept.map((k) => JSON.stringify({ problem: k.problem, completion: k.completion, tokens: k.tokens })).join('\n');
       const bytes = Buffer.from(lines ? `${lines}\n` : '', 'utf8');
-      writeAllSync(fd, bytes);
-      fs.fsyncSync(fd);
+      if (lead) {
+        writeAllSync(fd, bytes);
+        fs.fsyncSync(fd);
+      }
       state.steps = step;
       state.bytes += bytes.length;
       state.kept += r.kept.length;
@@ -211,7 +265,7 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
       if (r.kept[0]) show(r.kept[0].problem, r.kept[0].completion, true, null);
       if (r.rejectedExamples[0]) show(r.rejectedExamples[0].problem, r.rejectedExamples[0].completion, false, r.rejectedExamples[0].why);
       sink.flush();
-      writeFileAtomic(stateFile, `${JSON.stringify(state)}\n`);
+      if (lead) writeFileAtomic(stateFile, `${JSON.stringify(state)}\n`);
       sink.progress(step, {
         kept: String(state.kept),
         kept_share: pct(state.kept / Math.max(1, state.candidates)),
@@ -219,14 +273,17 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
       });
     }
   } finally {
-    fs.closeSync(fd);
+    if (lead) fs.closeSync(fd);
     sink.close();
   }
-  fs.renameSync(partial, file);
   const minutes = (performance.now() - t0) / 60000;
-  writeFileAtomic(summaryFile, `${JSON.stringify({ ...state, minutes }, null, 2)}\n`);
-  fs.rmSync(stateFile, { force: true });
-  await sink.plot();
+  if (lead) {
+    fs.renameSync(partial, file);
+    writeFileAtomic(summaryFile, `${JSON.stringify({ ...state, minutes }, null, 2)}\n`);
+    fs.rmSync(stateFile, { force: true });
+    await sink.plot();
+  }
+  await dp?.barrier(); // the others read traces.jsonl next
   const rej = REJECTIONS.map((k) => `${k} ${state.rejected[k]}`).join(', ');
   log(`distill: kept ${state.kept} of ${state.candidates} completions (${pct(state.kept / Math.max(1, state.candidates))}); rejected: ${rej}`);
   if (state.kept === 0)
@@ -244,10 +301,15 @@ export async function sampleTraces(c: DistillConfig, o: { resume?: boolean; log?
 }
 
 /** Both stages and the student's evaluation. */
-export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter?: number; log?: (s: string) => void } = {}): Promise<DistillResult> {
-  const log = o.log ?? ((s: string) => console.log(s));
+export async function distill(
+  c: DistillConfig,
+  o: { resume?: boolean; stopAfter?: number; log?: (s: string) => void; dp?: DataParallel | null } = {},
+): Promise<DistillResult> {
+  const dp = o.dp ?? null;
+  const lead = !dp || dp.lead;
+  const log = lead ? (o.log ?? ((s: string) => console.log(s))) : () => {};
   const t0 = performance.now();
-  const traces = await sampleTraces(c, o);
+  const traces = await sampleTraces(c, { resume: o.resume, log, dp });
   const t1 = performance.now();
   // a short SFT given only its steps keeps the preset's warm-up in proportion (a tenth, at most 20)
   const sftOver: Record<string, unknown> = { ...c.sft };
@@ -267,11 +329,11 @@ export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter
   if (fs.existsSync(path.join(finalDir, 'config.json'))) log(`distill: the student is already trained (${finalDir})`);
   else {
     const resume = o.resume && fs.existsSync(path.join(sftRunDir, 'checkpoints', 'latest.json'));
-    trained = (await sft(sftConfig, { resume, stopAfter: o.stopAfter, log })).finalDir;
+    trained = (await sft(sftConfig, { resume, stopAfter: o.stopAfter, log, dp })).finalDir;
   }
   const t2 = performance.now();
   let studentPass1: number | null = null;
-  if (trained && c.evalProblems > 0) {
+  if (lead && trained && c.evalProblems > 0) {
     const r = await evaluate(loadCheckpoint(trained), Tokenizer.load(path.join(trained, 'tokenizer.json')), {
       task: c.task,
       taskConfig: c.taskConfig,
@@ -284,9 +346,10 @@ export async function distill(c: DistillConfig, o: { resume?: boolean; stopAfter
     studentPass1 = r.pass1;
     log(`distill: the student's held-out greedy pass@1 ${pct(r.pass1)} (${r.problems} problems)`);
   }
+  await dp?.barrier(); // the others wait for the lead's evaluation
   const t3 = performance.now();
   const minutes = { sampling: (t1 - t0) / 60000, sft: (t2 - t1) / 60000, eval: (t3 - t2) / 60000 };
-  if (trained) {
+  if (lead && trained) {
     const report = {
       teacher: c.teacher,
       student: c.student,

@@ -198,6 +198,7 @@ export async function policyUpdate(u: UpdateInput): Promise<UpdateNumbers> {
       applyLr(optimizer, u.lrAt(u.optimizerStepsDone + it));
       let loss = 0;
       chunks.forEach((rowsOf, k) => {
+        if (u.dp && k === chunks.length - 1) u.dp.armGradients(model.parameters()); // its buckets sum during this backward
         const s = tidy(() => {
           // each prompt once for its completions (sharedPromptBatch), or one row per completion
           const shared = c.sharePrompt

@@ -6,10 +6,15 @@
  *   shard(batch)       this rank's rows of a global (B, T) batch, its target count and the global one
  *                      (losses are weighted by local/global targets, so the sum over ranks is the
  *                      one-process mean over the whole batch)
- *   syncGradients      one small all-reduce of which parameters have a gradient on any rank plus the
- *                      step's figures (losses, targets, expert load), then the gradients, flattened
- *                      into buckets of ≤ bucketBytes in reverse parameter order (the order backward
- *                      finishes them) and all-reduced concurrently
+ *   armGradients       before the backward of a step's last micro-batch: the gradients are
+ *                      all-reduced in buckets while that backward runs (core GradReducer: buckets
+ *                      of ≤ bucketBytes in reverse parameter order, the order backward finishes
+ *                      them, each started as soon as it is complete)
+ *   syncGradients      after it: waits for the buckets (starting those that did not fill; zeros
+ *                      for a gradient this rank has not got), then one small all-reduce of which
+ *                      parameters have a gradient on any rank plus the step's figures (losses,
+ *                      targets, expert load). With overlap off: the small all-reduce, then the
+ *                      buckets, all after backward
  *   step(optimizer)    ZeRO-1 (as DeepSeek's HAI-LLM trains): the parameters are split between the
  *                      ranks by size, each rank keeps AdamW moments only for its own and steps only
  *                      those, then each rank's parameters are broadcast from it; without ZeRO-1 every
@@ -22,7 +27,7 @@
  * is the lead: it writes checkpoints, logs and plots. It knows tensors, parameters and AdamW; not
  * losses, data or models' layers.
  */
-import { ProcessGroup, type Tensor, cat, distEnvFrom, itemSize, noGrad, tensor, zeros, zerosLike } from '../core/index.ts';
+import { type GradReducer, ProcessGroup, type Tensor, cat, distEnvFrom, itemSize, noGrad, tensor, zeros, zerosLike } from '../core/index.ts';
 import type { AdamW, Module } from '../nn/index.ts';
 import { latestCheckpoint } from './checkpointing.ts';
 import type { MetricRecord } from './metrics.ts';
@@ -36,6 +41,8 @@ export interface DataParallelOptions {
   bucketBytes?: number;
   /** How long ranks wait for the lead's evaluation or checkpoint (default 30 minutes). */
   leadTimeoutMs?: number;
+  /** All-reduce gradient buckets during the last backward of a step (default true). */
+  overlap?: boolean;
 }
 
 export interface Shard {
@@ -53,9 +60,14 @@ export class DataParallel {
   readonly zero1: boolean;
   private readonly bucketBytes: number;
   readonly leadTimeoutMs: number;
+  readonly overlap: boolean;
   private owners: Map<Tensor, number> | null = null;
+  private reducer: GradReducer | null = null;
+  private armed = false;
   /** Bytes this rank sent into collectives in the last syncGradients() and step() (the payloads). */
   lastBytes = 0;
+  /** Share of the gradient buckets of the last syncGradients() that started during backward. */
+  lastOverlap = 0;
 
   constructor(
     readonly group: ProcessGroup,
@@ -64,6 +76,7 @@ export class DataParallel {
     this.zero1 = o.zero1 ?? false;
     this.bucketBytes = o.bucketBytes ?? 25 * 1024 * 1024;
     this.leadTimeoutMs = o.leadTimeoutMs ?? 30 * 60_000;
+    this.overlap = o.overlap ?? true;
   }
 
   get rank(): number {
@@ -114,6 +127,24 @@ export class DataParallel {
     return Array.from({ length: this.worldSize }, (_, r) => all.slice(r * k, (r + 1) * k));
   }
 
+  /** Every rank's `text`, in rank order (UTF-8 bytes over one all-gather). */
+  async gatherStrings(text: string): Promise<string[]> {
+    const bytes = Buffer.from(text, 'utf8');
+    const lengths = (await this.gather([bytes.length])).map((l) => l[0]);
+    const width = Math.max(1, ...lengths);
+    const padded = new Uint8Array(width);
+    padded.set(bytes);
+    const input = tensor(padded); // (width) uint8
+    const outputs = Array.from({ length: this.worldSize }, () => zeros([width], { dtype: 'uint8' }));
+    try {
+      await this.group.allGather(outputs, input);
+      return outputs.map((o, r) => Buffer.from(o.toBytes()).subarray(0, lengths[r]).toString('utf8'));
+    } finally {
+      input.dispose();
+      for (const o of outputs) o.dispose();
+    }
+  }
+
   /** Whether any rank says yes (a stop request reaches every rank at the same step). */
   async any(flag: boolean): Promise<boolean> {
     return (await this.sum([flag ? 1 : 0]))[0] > 0;
@@ -124,11 +155,39 @@ export class DataParallel {
     return this.group.barrier(this.leadTimeoutMs);
   }
 
+  private reducerFor(params: Tensor[]): GradReducer {
+    const r = this.reducer;
+    if (r && r.params.length === params.length && r.params.every((p, i) => p === params[i])) return r;
+    r?.destroy();
+    this.reducer = this.group.gradReducer(params, { bucketBytes: this.bucketBytes });
+    return this.reducer;
+  }
+
+  /**
+   * Call before the backward of a step's last micro-batch (on every rank, with the parameters
+   * syncGradients will get): its gradients are summed in buckets while it runs. A no-op with
+   * overlap off.
+   */
+  armGradients(params: Tensor[]): void {
+    if (!this.overlap) return;
+    this.reducerFor(params).arm();
+    this.armed = true;
+  }
+
+  /** Removes the gradient hooks (the group stays). */
+  close(): void {
+    this.reducer?.destroy();
+    this.reducer = null;
+    this.armed = false;
+  }
+
   /**
    * Sums the gradients of `params` over the ranks, and `extras` with them; returns the summed
-   * extras. A parameter with a gradient on some rank gets one on every rank (zeros where it had none).
+   * extras. A parameter with a gradient on some rank gets one on every rank (zeros where it had
+   * none); a parameter no rank gave a gradient keeps none.
    */
   async syncGradients(params: Tensor[], extras: number[]): Promise<number[]> {
+    if (this.overlap) return this.syncOverlapped(params, extras);
     const P = params.length;
     const head = await this.sum([...params.map((p) => (p.grad ? 1 : 0)), ...extras]);
     const used = params.filter((_, i) => head[i] > 0);
@@ -145,6 +204,7 @@ export class DataParallel {
     const buckets = this.buckets(grads.reverse());
     const flats = noGrad(() => buckets.map((b) => cat(b.map((g) => g.reshape([-1])))));
     this.lastBytes = flats.reduce((a, f) => a + f.numel() * itemSize(f.dtype), head.length * 8);
+    this.lastOverlap = 0;
     try {
       await Promise.all(flats.map((f) => this.group.allReduce(f, 'sum')));
       noGrad(() => {
@@ -160,6 +220,24 @@ export class DataParallel {
     } finally {
       for (const f of flats) f.dispose();
     }
+    return head.slice(P);
+  }
+
+  /** The buckets (already started during backward when armed), then the flags and extras. */
+  private async syncOverlapped(params: Tensor[], extras: number[]): Promise<number[]> {
+    const reducer = this.reducerFor(params);
+    if (!this.armed) reducer.arm(); // no backward since (a rank with no rows): every bucket starts now
+    this.armed = false;
+    const P = params.length;
+    const { started, filled } = await reducer.finish();
+    const missing = new Set(filled);
+    const had = params.map((_, i) => (missing.has(i) ? 0 : 1));
+    const head = await this.sum([...had, ...extras]);
+    params.forEach((p, i) => {
+      if (head[i] === 0) p.grad = null; // zeros from the buckets, on every rank: none, as in one process
+    });
+    this.lastBytes = params.reduce((a, p) => a + p.numel() * itemSize(p.dtype), head.length * 8);
+    this.lastOverlap = reducer.buckets.length ? started / reducer.buckets.length : 0;
     return head.slice(P);
   }
 
@@ -346,6 +424,7 @@ export function onLead(
 /**
  * The group this process belongs to, from torchrun's environment variables (tinyseek launch sets
  * them), or null when WORLD_SIZE is unset. TINYSEEK_ZERO1=1 shards the optimizer state;
+ * TINYSEEK_DIST_OVERLAP=0 all-reduces the gradients after backward instead of during it;
  * TINYSEEK_DIST_TIMEOUT (seconds, default 300) bounds how long a rank waits for a peer.
  */
 export async function dataParallelFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<DataParallel | null> {
@@ -356,5 +435,5 @@ export async function dataParallelFromEnv(env: NodeJS.ProcessEnv = process.env):
   if (!(seconds > 0)) throw new RangeError(`TINYSEEK_DIST_TIMEOUT=${t} is not a positive number of seconds`);
   const backend = env.TINYSEEK_DIST_BACKEND === 'nccl' ? 'nccl' : 'gloo';
   const group = await ProcessGroup.init({ ...de, backend, timeoutMs: seconds * 1000 });
-  return new DataParallel(group, { zero1: env.TINYSEEK_ZERO1 === '1' });
+  return new DataParallel(group, { zero1: env.TINYSEEK_ZERO1 === '1', overlap: env.TINYSEEK_DIST_OVERLAP !== '0' });
 }

@@ -158,7 +158,10 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
       const lr = o.schedule(step - 1);
       applyLr(o.optimizer, lr);
       let micro: MicroNumbers[] = [];
-      for (let m = 0; m < o.gradAccum; m++) micro.push(microStep(o));
+      for (let m = 0; m < o.gradAccum; m++) {
+        if (o.dp && m === o.gradAccum - 1) o.dp.armGradients(o.model.parameters()); // its buckets sum during this backward
+        micro.push(microStep(o));
+      }
       const tc = performance.now();
       if (o.dp) micro = await syncStep(o, o.dp, micro);
       const syncSeconds = (performance.now() - tc) / 1000;
@@ -188,7 +191,7 @@ export function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
           tokens_per_s: tokensPerSecond,
           expert_load_max_over_mean,
           expert_load,
-          ...(o.dp ? { dp_world: o.dp.worldSize, dp_sync_s: syncSeconds, dp_bytes: o.dp.lastBytes } : {}),
+          ...(o.dp ? { dp_world: o.dp.worldSize, dp_sync_s: syncSeconds, dp_bytes: o.dp.lastBytes, dp_overlap: o.dp.lastOverlap } : {}),
         },
         progress: { loss, tokensPerSecond },
         tokens,

@@ -199,7 +199,8 @@ export async function sft(
   o: {
     resume?: boolean;
     stopAfter?: number;
-    log?: (s: string) => void /** Data parallelism (tinyseek launch); rank 0 writes. */;
+    log?: (s: string) => void;
+    /** Data parallelism (tinyseek launch); rank 0 writes. */
     dp?: DataParallel | null;
   } = {},
 ): Promise<SftResult> {
