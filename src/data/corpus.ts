@@ -55,9 +55,11 @@ export const CorpusConfig = z
         /** Chance that a Countdown trace holds one slip, written and corrected on the spot. */
         slipShare: z.number().min(0).max(1).default(0.05),
         /** Restate the target in each Countdown pair header ("2, 11 (18) to 9:") and compare with it in the check line ("9 is the target."). */
-        compareTarget: z.boolean().default(true),
+        compareTarget: z.boolean().default(false),
         /** Chance that a Countdown trace makes one premature "T reached." after a missed line, caught by its check line ("31 is not 9.") (needs compareTarget). */
-        claimShare: z.number().min(0).max(1).default(0.1),
+        claimShare: z.number().min(0).max(1).default(0),
+        /** Mark a Countdown hit right after the equation that gives the target ("40+4=44 reached.") instead of on a line of its own ("44 reached."). */
+        inlineHit: z.boolean().default(true),
         /** Share of documents that are drill pages instead of worked problems. */
         drillShare: z.number().min(0).max(1).default(0.2),
         /** Equations per drill page. */
@@ -192,16 +194,26 @@ function searchDocument(c: CorpusConfig, index: number, rng: Rng): CorpusDocumen
   throw new Error(`corpus: document ${index} still mentioned a held-out product after ${MAX_REDRAWS} redraws; lower heldoutFraction`);
 }
 
+/** The Countdown trace format a reference follows (a field left out: the corpus default). */
+export interface SearchTraceFormat {
+  /** The pair headers restate the target and the check line compares with it. */
+  compareTarget?: boolean;
+  /** The hit is marked right after its equation ("40+4=44 reached."). */
+  inlineHit?: boolean;
+}
+
 /**
  * The 'search' corpus's full reference completion of a problem (Countdown: the whole search, no early
  * stop, no slip; multiplication: the scratchpad), or null for a task it has none for. This is what
  * the arithmetic probe (eval/arith-probe.ts) teacher-forces.
  */
-export function referenceCompletion(p: Problem, o: { compareTarget?: boolean } = {}): string | null {
-  const compareTarget = o.compareTarget ?? true;
+export function referenceCompletion(p: Problem, o: SearchTraceFormat = {}): string | null {
+  const defaults = CorpusConfig.parse({}).search;
+  const compareTarget = o.compareTarget ?? defaults.compareTarget;
+  const inlineHit = o.inlineHit ?? defaults.inlineHit;
   const trace =
     p.task === 'countdown'
-      ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget }, true)
+      ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget, inlineHit }, true)
       : p.task === 'multiplication'
         ? multiplicationStepsTrace(p)
         : null;

@@ -84,6 +84,7 @@ export {
   corpusDocuments,
   corpusDocument,
   referenceCompletion,
+  type SearchTraceFormat,
   corpusAccuracy,
   assertTrainOnly,
   heldOutProductsIn,

@@ -75,8 +75,9 @@ const zero = (): ProbeFigures => ({ equations: 0, whole: 0, digits: 0 });
 export interface ArithProbeOptions {
   /** Sequences per forward pass (default 16). */
   batchSize?: number;
-  /** The Countdown trace format the model was trained on (default: the corpus default, the target in the headers). */
+  /** The Countdown trace format the model was trained on (a field left out: the corpus default). */
   compareTarget?: boolean;
+  inlineHit?: boolean;
 }
 
 export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: ArithProbeOptions = {}): ArithProbe {
@@ -84,7 +85,7 @@ export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly
   for (let d = 0; d <= 9; d++) for (const id of tok.encode(String(d))) digitIds.add(id);
   const rows: { ids: number[]; spans: Span[] }[] = [];
   for (const p of problems) {
-    const c = referenceCompletion(p, { compareTarget: o.compareTarget });
+    const c = referenceCompletion(p, { compareTarget: o.compareTarget, inlineHit: o.inlineHit });
     if (c === null) continue;
     const r = encodeWithSpans(tok, p, c);
     if (r.ids.length > model.config.max_position_embeddings) r.ids = r.ids.slice(0, model.config.max_position_embeddings);

@@ -37,6 +37,8 @@ export interface StopProbe {
 
 const HEADER = /^\d+, \d+ \(\d+\)(?: to \d+)?:$/;
 const NOT_SEARCH = /^(\d+ reached\.|Check: |No exact answer yet\.)/;
+/** A search line that hit, in the inline format ("8*5=40. 40+4=44 reached."). */
+const HIT = /\d reached\.$/;
 
 /** Prompt + reference ids, and the token index of every decision point (the first token of the line after a missed one). */
 function encodeWithDecisions(tok: Tokenizer, p: Problem, completion: string): { ids: number[]; decisions: number[] } {
@@ -49,8 +51,8 @@ function encodeWithDecisions(tok: Tokenizer, p: Problem, completion: string): { 
     const last = i === lines.length - 1;
     pending += line + (last ? '' : '\n');
     const next = lines[i + 1];
-    // a search line that missed: the line after it is a header or another search line, not "… reached."
-    const missed = line !== '' && !HEADER.test(line) && !NOT_SEARCH.test(line) && next !== undefined && !/^\d+ reached\./.test(next);
+    // a search line that missed: it does not end "… reached.", and the line after it is a header or another search line, not "… reached."
+    const missed = line !== '' && !HEADER.test(line) && !NOT_SEARCH.test(line) && !HIT.test(line) && next !== undefined && !/^\d+ reached\./.test(next);
     if (missed && next !== undefined && !next.startsWith('</think>')) {
       ids.push(...encodeText(tok, pending));
       pending = '';
@@ -61,12 +63,17 @@ function encodeWithDecisions(tok: Tokenizer, p: Problem, completion: string): { 
   return { ids, decisions };
 }
 
-export function stopProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: { batchSize?: number; compareTarget?: boolean } = {}): StopProbe {
+export function stopProbe(
+  model: DeepSeekV3,
+  tok: Tokenizer,
+  problems: readonly Problem[],
+  o: { batchSize?: number; compareTarget?: boolean; inlineHit?: boolean } = {},
+): StopProbe {
   const stopId = encodeText(tok, STOP_LINE)[0];
   const rows = problems
     .filter((p) => p.task === 'countdown')
     .map((p) => {
-      const c = referenceCompletion(p, { compareTarget: o.compareTarget });
+      const c = referenceCompletion(p, { compareTarget: o.compareTarget, inlineHit: o.inlineHit });
       return c === null ? null : encodeWithDecisions(tok, p, c);
     })
     .filter((r): r is { ids: number[]; decisions: number[] } => r !== null)

@@ -2,8 +2,8 @@
  * Which Countdown trace format a checkpoint was pretrained on, read from the records beside it: a
  * shipped base's `pretraining.json`, a shipped RL model's `r1-zero.json` (its base), a run's `config.json` (a pretraining run holds the corpus; an
  * RL or SFT run names its `base`, followed in turn). The probes teacher-force reference traces in
- * the format the model learned; a record written before `corpus.search.compareTarget` existed means
- * the older format without the target in the headers.
+ * the format the model learned; a record written before `corpus.search.compareTarget` or
+ * `corpus.search.inlineHit` existed means the older format without that feature.
  *
  * It knows run directories and JSON records; not models or probes.
  */
@@ -14,6 +14,8 @@ import { CorpusConfig } from '../data/index.ts';
 export interface TraceFormat {
   /** The pair headers restate the target and the check line compares with it. */
   compareTarget: boolean;
+  /** The hit is marked right after its finishing equation ("40+4=44 reached."). */
+  inlineHit: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -33,11 +35,12 @@ function fromConfig(c: Json): TraceFormat | null {
   const corpus = obj(c.corpus);
   if (corpus?.kind !== 'search') return null;
   const search = obj(corpus.search);
-  return { compareTarget: search?.compareTarget === true };
+  return { compareTarget: search?.compareTarget === true, inlineHit: search?.inlineHit === true };
 }
 
 /** The format the corpus writes by default. */
-export const DEFAULT_TRACE_FORMAT: TraceFormat = { compareTarget: CorpusConfig.parse({}).search.compareTarget };
+const defaults = CorpusConfig.parse({}).search;
+export const DEFAULT_TRACE_FORMAT: TraceFormat = { compareTarget: defaults.compareTarget, inlineHit: defaults.inlineHit };
 
 /**
  * The trace format of the checkpoint at `dir`, or `fallback` (the current corpus default) when no

@@ -46,8 +46,9 @@ export interface MtpHeadResult extends LoopResult {
 
 /**
  * The corpus a checkpoint was pretrained on, from its pretraining.json or its run's config.json. A
- * search corpus recorded before `search.compareTarget` existed was the older trace format: it is
- * pinned so (no target in the headers, no caught claims), not read with today's defaults.
+ * search corpus recorded before `search.compareTarget` or `search.inlineHit` existed was an older
+ * trace format: it is pinned so (no target in the headers, no caught claims, the hit on a line of its
+ * own), not read with today's defaults.
  */
 export function pretrainingCorpusOf(dir: string): Record<string, unknown> | null {
   for (const f of [path.join(dir, 'pretraining.json'), path.join(dir, '..', 'config.json')]) {
@@ -57,8 +58,11 @@ export function pretrainingCorpusOf(dir: string): Record<string, unknown> | null
     const corpus = c.corpus as Record<string, unknown> | undefined;
     if (!corpus) continue;
     const search = (corpus.search as Record<string, unknown> | undefined) ?? {};
-    if (corpus.kind === 'search' && search.compareTarget === undefined) return { ...corpus, search: { ...search, compareTarget: false, claimShare: 0 } };
-    return corpus;
+    if (corpus.kind !== 'search') return corpus;
+    const pinned = { ...search };
+    if (search.compareTarget === undefined) Object.assign(pinned, { compareTarget: false, claimShare: 0 });
+    if (search.inlineHit === undefined) pinned.inlineHit = false;
+    return { ...corpus, search: pinned };
   }
   return null;
 }

@@ -32,6 +32,12 @@
  * missed ("9 reached.") and its check line catches it ("Check: 2+11=13, 13+18=31. 31 is not 9."),
  * after which the search goes on: a false claim is never left standing either.
  *
+ * Where the hit is marked (`inlineHit`): right after the finishing equation that gives the target
+ * ("8*5=40. 40+4=44 reached."), so that the token that claims the target follows the result it
+ * compares with the target, and cannot be mistaken for the start of the next line; without it the
+ * claim is a line of its own ("44 reached."), whose first token — a number — is also how every
+ * next search line begins.
+ *
  * It knows nothing about how documents are mixed or tokenized.
  */
 import type { Rng } from '../rng.ts';
@@ -50,6 +56,8 @@ export interface SearchKnobs {
   readonly compareTarget?: boolean;
   /** Chance that a trace holds one premature claim of the target, caught by its check line (needs compareTarget). */
   readonly claimShare?: number;
+  /** Mark the hit right after its finishing equation ("40+4=44 reached.") instead of on a line of its own. */
+  readonly inlineHit?: boolean;
 }
 
 /** One written equation "a op b = c" of a line, with the tree it builds. */
@@ -165,12 +173,16 @@ export function* searchLines(nums: readonly number[], target: number, compareTar
 
 const eqText = (e: { a: number; op: Op; b: number }, result: number): string => `${e.a}${e.op}${e.b}=${result}`;
 
-/** "3+7=10. 10+12=22, 10*12=120." with an optional slip (written wrong, then corrected) at final k. */
-export function lineText(l: SearchLine, slipAt = -1, slipWrong = 0): string {
+/**
+ * "3+7=10. 10+12=22, 10*12=120." with an optional slip (written wrong, then corrected) at final k;
+ * with `inlineHit`, a line that hits ends "… 40+4=44 reached.".
+ */
+export function lineText(l: SearchLine, slipAt = -1, slipWrong = 0, inlineHit = false): string {
   const head = l.steps.map((s) => eqText(s, s.result)).join(', ');
   if (l.blocked) return head ? `${head}. ${l.blocked} no.` : `${l.blocked} no.`;
   const finals = l.finals.map((f, k) => (k === slipAt ? `${eqText(f, slipWrong)}. Wait, ${eqText(f, f.result)}` : eqText(f, f.result)));
-  const body = finals.length ? `${finals.join(', ')}.` : 'nothing to try.';
+  const end = inlineHit && l.hit ? ' reached.' : '.';
+  const body = finals.length ? `${finals.join(', ')}${end}` : 'nothing to try.';
   return head ? `${head}. ${body}` : body;
 }
 
@@ -198,6 +210,7 @@ export function countdownSearchTrace(rng: Rng, p: CountdownProblem, k: SearchKno
   let closest: { node: CNode; value: number } | null = null;
   const slipLine = !full && rng.bool(k.slipShare) ? rng.int(0, 3) : -1;
   const compare = k.compareTarget ?? false;
+  const inline = k.inlineHit ?? false;
   // drawn after the slip so that traces without claims keep their slips and stops
   const claimLine = !full && compare && (k.claimShare ?? 0) > 0 && rng.bool(k.claimShare ?? 0) ? rng.int(0, 3) : -1;
   let index = 0;
@@ -214,12 +227,17 @@ export function countdownSearchTrace(rng: Rng, p: CountdownProblem, k: SearchKno
       }
     }
     if (l.header) lines.push(l.header);
-    lines.push(lineText(l, slipAt, wrong));
+    lines.push(lineText(l, slipAt, wrong, inline));
     if (l.hit) {
-      lines.push(`${p.target} reached.`, checkLine(l, p.nums, compare));
+      if (!inline) lines.push(`${p.target} reached.`);
+      lines.push(checkLine(l, p.nums, compare));
       return { lines, answer: render(l.hit.node), closed: true };
     }
-    if (index === claimLine && l.finals.length) lines.push(`${p.target} reached.`, caughtClaimLine(l, p.target));
+    if (index === claimLine && l.finals.length) {
+      if (inline) lines[lines.length - 1] = `${lines[lines.length - 1].slice(0, -1)} reached.`;
+      else lines.push(`${p.target} reached.`);
+      lines.push(caughtClaimLine(l, p.target));
+    }
     for (const f of l.finals) {
       if (!closest || Math.abs(f.result - p.target) < Math.abs(closest.value - p.target)) closest = { node: f.node, value: f.result };
     }
