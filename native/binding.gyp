@@ -12,7 +12,8 @@
         "src/autograd.cc",
         "src/runtime.cc",
         "src/dist.cc",
-        "src/grad_reducer.cc"
+        "src/grad_reducer.cc",
+        "src/kernels.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

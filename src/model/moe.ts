@@ -14,7 +14,7 @@
  *
  * This module knows routing and experts; it does not know attention or tokens.
  */
-import { type Generator, type Tensor, cat, empty, noGrad, ones, tensor, tidy, zeros } from '../core/index.ts';
+import { type Generator, type Tensor, cat, empty, fusedUsable, moeSelect, noGrad, ones, tensor, tidy, zeros } from '../core/index.ts';
 import { Linear, Module, ModuleList, init } from '../nn/index.ts';
 import type { ModelConfig } from './config.ts';
 
@@ -84,6 +84,7 @@ export class Gate extends Module {
     const scores = this.scoring === 'sigmoid' ? logits.sigmoid() : logits.softmax(-1); // (T, E)
     const indices = noGrad(() =>
       tidy(() => {
+        if (fusedUsable(scores) && (!this.bias || fusedUsable(this.bias))) return moeSelect(scores, this.bias, this.nGroups, this.topkGroups, this.topk); // one kernel: (T, k)
         let sel = scores.detach(); // (T, E)
         if (this.bias) sel = sel.add(this.bias);
         if (this.nGroups > 1) {
@@ -158,6 +159,7 @@ export class MoE extends Module {
     const { weights, indices, scores } = this.gate.route(flat);
     const k = this.gate.topk;
     const E = this.gate.nExperts;
+    if (T === 1) return this.forwardOne(x, flat, weights, indices, scores);
 
     const assign = indices.flatten(); // (T·k) expert of each assignment
     const { values: sortedExperts, indices: order } = assign.sort(-1); // grouped by expert
@@ -177,6 +179,24 @@ export class MoE extends Module {
     if (this.training) for (let e = 0; e < E; e++) this.accumulated[e] += counts[e]; // evaluation passes do not move the bias
 
     const auxLoss = this.training && this.alpha > 0 ? this.balanceLoss(scores, indices, shape[0], T) : null;
+    return { out: y.reshape(shape), auxLoss };
+  }
+
+  /**
+   * One token (batch-1 decoding): its k experts run on it directly and their outputs are weighted in
+   * one product, without the sort / split / scatter that group a batch by expert.
+   */
+  private forwardOne(x: Tensor, flat: Tensor, weights: Tensor, indices: Tensor, scores: Tensor): MoeOutput {
+    const shape = x.shape;
+    const ids = indices.flatten().toArray() as number[]; // (k) on the JS side
+    const outs = ids.map((e) => this.experts.items[e].forward(flat)); // k × (1, D)
+    let y = weights.to(x.dtype).matmul(cat(outs, 0)); // (1, k) @ (k, D) → (1, D)
+    if (this.shared_experts) y = y.add(this.shared_experts.forward(flat));
+    const counts = new Array<number>(this.gate.nExperts).fill(0);
+    for (const e of ids) counts[e]++;
+    this.lastLoad = counts;
+    if (this.training) for (const e of ids) this.accumulated[e]++;
+    const auxLoss = this.training && this.alpha > 0 ? this.balanceLoss(scores, indices, shape[0], 1) : null;
     return { out: y.reshape(shape), auxLoss };
   }
 

@@ -9,7 +9,7 @@
  *
  * This module knows positions and frequencies; it does not know attention.
  */
-import { type Tensor, tensor, stack } from '../core/index.ts';
+import { type Tensor, fusedUsable, rotaryFused, tensor, stack } from '../core/index.ts';
 import { type ModelConfig, yarnMscale } from './config.ts';
 
 /** Rotations a frequency of dimension index makes over `maxPos` positions, inverted: the dim index. */
@@ -69,6 +69,7 @@ export function ropeTables(c: ModelConfig, dim: number, maxPos: number): RopeTab
  * (B, S, 1, dim/2) with per-row positions (ropeRows).
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  if (fusedUsable(x, cos, sin)) return rotaryFused(x, cos, sin); // inference: one kernel instead of eleven calls
   const shape = x.shape; // (B, S, H, dim)
   const pairs = x.reshape([...shape.slice(0, -1), shape[shape.length - 1] / 2, 2]); // (B, S, H, dim/2, 2)
   const re = pairs.select(-1, 0); // (B, S, H, dim/2)

@@ -2,7 +2,20 @@
  * Basic layers: Linear, Embedding, RMSNorm, Dropout. Weights follow PyTorch's layouts
  * (Linear weight is (out, in)) so that checkpoints map one to one.
  */
-import { type DType, type Device, type Generator, type Tensor, dropout, embedding, empty, linear, ones, tidy } from '../core/index.ts';
+import {
+  type DType,
+  type Device,
+  type Generator,
+  type Tensor,
+  dropout,
+  embedding,
+  empty,
+  fusedUsable,
+  linear,
+  ones,
+  rmsNormFused,
+  tidy,
+} from '../core/index.ts';
 import { fanInUniform_, normal_ } from './init.ts';
 import { Module } from './module.ts';
 
@@ -89,6 +102,7 @@ export class RMSNorm extends Module {
 
 /** Functional RMSNorm over the last dimension. */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  if (fusedUsable(x, weight)) return rmsNormFused(x, weight, eps); // inference: one kernel instead of six calls
   return tidy(() => {
     const dtype = x.dtype;
     const xf = dtype === 'float32' || dtype === 'float64' ? x : x.float(); // (…, dim)
