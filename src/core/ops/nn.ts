@@ -58,12 +58,15 @@ export function einsum(equation: string, ...operands: Tensor[]): Tensor {
 }
 
 /**
- * Weights with more elements than this go to aten::mv for a single input row (see linear). Measured
- * with 2 threads, float32, one row: linear (a GEMM with m = 1 in OpenBLAS) against mv (its GEMV):
- * 1024×1024 462 vs 90 µs, 1024×2816 663 vs 148, 1536×512 208 vs 68, 512×1024 37 vs 36, and below
- * that linear wins (768×256 16 vs 68 µs, 128×256 7 vs 33: mv's fixed cost).
+ * Weights with at least this many elements go to aten::mv for a single input row (see linear).
+ * Measured with 2 threads, float32, one row, each weight read cold (a ring of copies larger than the
+ * 32 MiB L3, as a decode step reads ~200 MB of weights) — linear (a GEMM with m = 1 in OpenBLAS)
+ * against mv (its GEMV): 128×256 13.5 vs 19.1 µs (GEMM wins: mv's fixed cost), 256×512 41.7 vs
+ * 28.2, 512×512 87.1 vs 40.7, 512×1024 138.9 vs 70.2, 1024×512 114.5 vs 71.9, 1024×1024 219.5
+ * vs 126.9 (mv reads ~30 GB/s there). The earlier threshold, 2¹⁹ exclusive, came from warm
+ * weights, where 512×1024 was a tie (37 vs 36 µs); cold, as in decoding, mv wins from 2¹⁷ up.
  */
-const MV_MIN_WEIGHT = 1 << 19;
+const MV_MIN_WEIGHT = 1 << 17;
 
 /**
  * x·Wᵀ + b, W of shape (out, in). A single row (batch-1 decoding: x of shape (…, in) with one
@@ -76,7 +79,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const inF = shape[shape.length - 1];
   // weight.shape is a native call: read it only for a single row, not on every training step
   const w = shape.reduce((a, b) => a * b, 1) === inF ? weight.shape : null;
-  if (w && w.length === 2 && w[0] * w[1] > MV_MIN_WEIGHT) {
+  if (w && w.length === 2 && w[0] * w[1] >= MV_MIN_WEIGHT) {
     const v = x.reshape([inF]); // (in)
     begin();
     T(weight);
