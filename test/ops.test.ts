@@ -1278,6 +1278,25 @@ describe('matmul, bmm, einsum', () => {
     assert.deepEqual(linear(x, w).tolist(), [[1, 2, 3]]);
   });
 
+  it('linear of one row through mv (a weight of 2^17 elements or more) keeps shape, bias and values', () => {
+    // W[o][i] = 1 when i == o mod 4, else 0; x = 1..1024 as (1, 1, 1024): y[o] = Σ of x[i] over i ≡ o (mod 4)
+    const [O, I] = [256, 1024];
+    const wv = new Float32Array(O * I);
+    for (let o = 0; o < O; o++) for (let i = o % 4; i < I; i += 4) wv[o * I + i] = 1;
+    const w = tensor(wv, { shape: [O, I] });
+    const x = tensor(
+      Float32Array.from({ length: I }, (_, i) => i + 1),
+      { shape: [1, 1, I] },
+    );
+    const y = linear(x, w, tensor(new Float32Array(O).fill(0.5)));
+    assert.deepEqual(y.shape, [1, 1, O]);
+    const sums = [0, 1, 2, 3].map((r) => Array.from({ length: I / 4 }, (_, k) => 4 * k + r + 1).reduce((a, b) => a + b, 0));
+    assert.deepEqual(
+      y.toArray(),
+      Array.from({ length: O }, (_, o) => sums[o % 4] + 0.5),
+    );
+  });
+
   it('fp32 matmul matches a float64 reference (64x48 @ 48x32)', () => {
     // Checks the BLAS kernels (core type chosen in blas.ts) compute correct numbers.
     const [M, K, N] = [64, 48, 32];
