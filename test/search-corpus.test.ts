@@ -99,14 +99,14 @@ describe('Countdown search traces', () => {
     assert.match(referenceCompletion(p, { compareTarget: false })!, /^\n3, 7 \(12\):\n/);
   });
 
-  test('inlineHit marks the hit right after the equation that gives the target; the reference follows the corpus default', () => {
+  test('inlineHit marks the hit right after the equation that gives the target; the reference follows the format asked for', () => {
     const p = countdownProblem([3, 7, 12], 33, '3 * 7 + 12');
     const found = countdownSearchTrace(new Rng(1), p, { stopFirst: 0, stopLater: 0, slipShare: 0, inlineHit: true });
     assert.deepEqual(found.lines, ['3, 7 (12):', '3+7=10. 10+12=22.', '3*7=21. 21+12=33 reached.', 'Check: 3*7=21, 21+12=33. Uses 3, 7, 12, each once.']);
     assert.equal(found.answer, '3 * 7 + 12');
-    assert.equal(referenceCompletion(p), `\n${found.lines.join('\n')}\n</think>\n<answer>3 * 7 + 12</answer>`);
-    const old = referenceCompletion(p, { inlineHit: false })!;
-    assert.match(old, /\n3\*7=21\. 21\+12=33\.\n33 reached\.\n/, 'the first format: the claim on a line of its own');
+    assert.equal(referenceCompletion(p, { inlineHit: true }), `\n${found.lines.join('\n')}\n</think>\n<answer>3 * 7 + 12</answer>`);
+    const first = referenceCompletion(p)!;
+    assert.match(first, /\n3\*7=21\. 21\+12=33\.\n33 reached\.\n/, "the corpus default, the shipped base's format: the claim on a line of its own");
   });
 
   test('the probes read the trace format a checkpoint learned from its records', () => {
@@ -114,7 +114,7 @@ describe('Countdown search traces', () => {
     const first = { compareTarget: false, inlineHit: false };
     assert.deepEqual(traceFormatOf(join(root, 'small-base')), first, 'its pretraining.json predates compareTarget and inlineHit');
     assert.deepEqual(traceFormatOf(join(root, 'small-r1-zero')), first, 'through r1-zero.json to its base');
-    assert.deepEqual(traceFormatOf(join(root, 'nowhere')), { compareTarget: false, inlineHit: true }, 'no record: the corpus default');
+    assert.deepEqual(traceFormatOf(join(root, 'nowhere')), first, 'no record: the corpus default');
   });
 
   test('a premature claim is always caught by its check line, and the search goes on to the same answer', () => {
