@@ -4,14 +4,17 @@
 // there and loadable; a resume with other settings is refused; the CLI rejects bad flags.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import { type RlConfigInput, parseRlConfig } from '../src/rl/config.ts';
 import { runR1Zero } from '../src/jobs/r1-zero.ts';
-import { trainRl } from '../src/rl/trainer.ts';
+import { trainProblems, trainRl } from '../src/rl/trainer.ts';
+import { measureCurriculum } from '../src/rl/curriculum.ts';
+import { parseRewardWeights } from '../src/rl/rewards.ts';
+import { Tokenizer } from '../src/tokenizer/index.ts';
 import { TrainingDivergedError } from '../src/run/divergence.ts';
 import { PretrainConfig, resolveConfig } from '../src/train/config.ts';
 import { readMetrics } from '../src/run/metrics.ts';
@@ -142,6 +145,44 @@ describe('GRPO on a tiny model', () => {
       if (used < 8) assert.equal(rounds, 3, 'a short batch means every round was drawn');
       assert.ok(typeof rec.zero_spread_share === 'number');
     }
+  });
+
+  test('a curriculum keeps the problems inside the success band; a resume reads it back instead of sampling again', async () => {
+    const band = { problems: 24, samples: 4, minRate: 0.25, maxRate: 0.75 };
+    const cur = measureCurriculum(loadCheckpoint(base), Tokenizer.load(join(base, 'tokenizer.json')), trainProblems(rl()), band, {
+      maxNewTokens: 40,
+      temperature: 1,
+      topP: 1,
+      topK: 0,
+      stopAtAnswer: true,
+      seed: 3,
+      weights: parseRewardWeights({ task: 1 }),
+      lengthCache: 32,
+      format: 'r1-zero',
+    });
+    assert.equal(cur.rates.length, 24);
+    for (const r of cur.rates) assert.ok([0, 0.25, 0.5, 0.75, 1].includes(r), `a rate over 4 samples: ${r}`);
+    assert.deepEqual(
+      cur.kept,
+      cur.rates.flatMap((r, i) => (r >= 0.25 && r <= 0.75 ? [i] : [])),
+    );
+
+    const c = rl({ name: 'curriculum', steps: 2, checkpointEvery: 1, curriculum: { problems: 24, samples: 4, minRate: 0, maxRate: 1 } });
+    const first = await trainRl(c, { log: quiet, stopAfter: 1 });
+    const file = join(first.runDir, 'curriculum.json');
+    const written = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(written.kept, [...Array(24).keys()], 'the band [0, 1] keeps every sampled problem');
+    const mtime = statSync(file).mtimeMs;
+    const lines: string[] = [];
+    const second = await trainRl(c, { log: (l) => lines.push(l), resume: true });
+    assert.equal(second.stoppedBy, 'done');
+    assert.equal(statSync(file).mtimeMs, mtime, 'not sampled again');
+    assert.ok(lines.some((l) => /^curriculum: kept 24 of 24 problems/.test(l)));
+
+    await assert.rejects(
+      trainRl(rl({ name: 'curriculum-short', curriculum: { problems: 4, samples: 2 } }), { log: quiet }),
+      /only \d of 4 sampled problems lie in the success band \[0\.125, 0\.875\], fewer than promptsPerStep \(8\)/,
+    );
   });
 
   test('a resume with other settings is refused, naming the field', async () => {

@@ -66,6 +66,7 @@ interface RlFlags {
   rewards?: Record<string, number>;
   dynamicSampling?: boolean;
   maskTruncated?: boolean;
+  curriculum?: boolean;
   seed?: number;
   resume?: boolean;
   stopAfter?: number;
@@ -92,6 +93,8 @@ export function registerRlCommands(program: Command): void {
     .option('--rewards <list>', 'reward weights, e.g. task=1,format=0.5,length=1 (task, accuracy, format, length, language)', rewardsArg)
     .option('--dynamic-sampling', 'drop groups with equal rewards and draw more prompts')
     .option('--mask-truncated', 'leave truncated completions out of the loss')
+    .option('--curriculum', "train only on problems at the edge of the base's competence (the config's curriculum settings, or their defaults)")
+    .option('--no-curriculum', 'train on the whole train pool even where the config names a curriculum')
     .option('--seed <n>', 'seed', (v) => Number(v))
     .option('--resume', 'continue the run from its latest checkpoint')
     .option('--stop-after <steps>', 'run this many steps, checkpoint and stop (continue later with --resume)', positiveInt)
@@ -113,8 +116,10 @@ export function registerRlCommands(program: Command): void {
       if (f.rewards !== undefined) o.rewards = f.rewards;
       if (f.dynamicSampling) o.dynamicSampling = true;
       if (f.maskTruncated) o.maskTruncated = true;
+      if (f.curriculum === false) o.curriculum = null;
       if (f.seed !== undefined) o.seed = f.seed;
-      const settings = resolveRlConfig(f.config ?? 'rl-countdown', o);
+      let settings = resolveRlConfig(f.config ?? 'rl-countdown', o);
+      if (f.curriculum === true && !settings.curriculum) settings = resolveRlConfig(f.config ?? 'rl-countdown', { ...o, curriculum: {} });
       const dp = await dataParallelFromEnv();
       try {
         await guarded(() => trainRl(settings, { resume: f.resume, stopAfter: f.stopAfter, dp }));

@@ -38,6 +38,20 @@ export const RlConfig = z
         "how problems are asked, in rollouts and evaluations: r1-zero (R1-Zero's prompt, for a base model) or r1 (DeepSeek-R1's chat template, for a chat model)",
       ),
     trainProblems: posInt.default(20000).describe('distinct train-split problems to draw prompts from'),
+    curriculum: z
+      .object({
+        problems: posInt.default(512).describe('train problems sampled before RL (the first of the train pool)'),
+        samples: z.number().int().min(2).default(8).describe('completions per sampled problem, drawn as the rollouts draw them'),
+        minRate: z.number().min(0).max(1).default(0.125).describe('lowest success rate of a kept problem'),
+        maxRate: z.number().min(0).max(1).default(0.875).describe('highest success rate of a kept problem'),
+      })
+      .strict()
+      .refine((c) => c.minRate <= c.maxRate, { message: 'minRate must not exceed maxRate' })
+      .nullable()
+      .default(null)
+      .describe(
+        "train only on problems at the edge of the base model's competence: each of `problems` train problems sampled `samples` times before RL, those whose success rate lies in [minRate, maxRate] kept (null: the whole pool)",
+      ),
     steps: posInt.describe('RL steps; each is one rollout batch followed by μ optimizer steps'),
     promptsPerStep: posInt.describe('prompts (groups) per rollout batch'),
     groupSize: z.number().int().min(2).describe('G: completions per prompt'),

@@ -41,7 +41,8 @@ import { type DataParallel, onLead, openRunDirOnLead, silentSink } from '../run/
 import { RL_RUN_CONTROL_KEYS, REWARD_NAMES, type RlSettings } from './config.ts';
 import { type LossNorm, type PolicyLossStats, advantageTensor, groupAdvantages, policyLoss } from './grpo.ts';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, sharedPromptLogprobs } from './logprobs.ts';
-import { parseRewardWeights } from './rewards.ts';
+import { type RewardWeights, parseRewardWeights } from './rewards.ts';
+import { describeCurriculum, measureCurriculum, readCurriculum, writeCurriculum } from './curriculum.ts';
 import { type Rollout, concatRollouts, rollout, selectGroups } from './rollout.ts';
 import { detectSelfCheck } from './selfcheck.ts';
 
@@ -134,6 +135,48 @@ const std = (xs: readonly number[]): number => {
 /** The train-split problems a run draws its prompts from. */
 export function trainProblems(c: Pick<RlSettings, 'task' | 'taskConfig' | 'trainProblems' | 'seed'>): Problem[] {
   return generateProblems(c.task, { seed: c.seed, split: 'train', n: c.trainProblems, config: c.taskConfig });
+}
+
+/**
+ * The prompts' pool: the train problems, or with `curriculum` those of them at the edge of the
+ * base's competence (curriculum.ts) — read back from the run directory on a resume, else sampled
+ * now (every rank samples the same, with the same seed) and written there by the lead.
+ */
+function curriculumOf(
+  c: RlSettings,
+  model: DeepSeekV3,
+  tok: Tokenizer,
+  runDir: string,
+  weights: RewardWeights,
+  dp: DataParallel | null,
+  log: (s: string) => void,
+): Problem[] {
+  const pool = trainProblems(c);
+  if (!c.curriculum) return pool;
+  let cur = readCurriculum(runDir, c.curriculum);
+  if (!cur) {
+    cur = noGrad(() =>
+      measureCurriculum(model, tok, pool, c.curriculum!, {
+        maxNewTokens: c.maxNewTokens,
+        temperature: c.temperature,
+        topP: c.topP,
+        topK: c.topK,
+        stopAtAnswer: c.stopAtAnswer,
+        seed: rolloutSeed(c.seed, 1_000_000, 0), // a stream no RL step uses
+        weights,
+        lengthCache: c.lengthCache,
+        format: c.format,
+      }),
+    );
+    if (!dp || dp.lead) writeCurriculum(runDir, cur);
+  }
+  log(describeCurriculum(cur));
+  if (cur.kept.length < c.promptsPerStep) {
+    throw new Error(
+      `curriculum: only ${cur.kept.length} of ${cur.rates.length} sampled problems lie in the success band [${c.curriculum.minRate}, ${c.curriculum.maxRate}], fewer than promptsPerStep (${c.promptsPerStep}); sample more problems (curriculum.problems) or widen the band`,
+    );
+  }
+  return cur.kept.map((i) => pool[i]);
 }
 
 /** Sampler seed of a rollout round: a pure function of the run seed, the step and the round. */
@@ -355,7 +398,7 @@ export async function trainRl(c: RlSettings, o: RlOptions = {}): Promise<RlResul
     await dp.broadcastModule(model);
     dp.shardOptimizerState(optimizer);
   }
-  const problems = trainProblems(c);
+  const problems = curriculumOf(c, model, tok, runDir, weights, dp, log);
   const loader = new PromptLoader(tok, problems, {
     batchSize: c.promptsPerStep,
     seed: c.seed,
