@@ -14,12 +14,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Problem, PromptFormat } from '../data/index.ts';
+import type { Problem } from '../data/index.ts';
 import { writeFileAtomic } from '../io/durable.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import type { RewardWeights } from './rewards.ts';
-import { rollout } from './rollout.ts';
+import { type RolloutOptions, rollout } from './rollout.ts';
 
 export interface CurriculumSettings {
   /** Train problems sampled (the first of the run's train pool). */
@@ -32,17 +31,8 @@ export interface CurriculumSettings {
   maxRate: number;
 }
 
-export interface CurriculumSampling {
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  stopAtAnswer: boolean;
-  seed: number;
-  weights: RewardWeights;
-  lengthCache: number;
-  format: PromptFormat;
-}
+/** How the curriculum samples: as the rollouts do, one group of `samples` per problem. */
+export type CurriculumSampling = Omit<RolloutOptions, 'groupSize'>;
 
 export interface Curriculum {
   settings: CurriculumSettings;
