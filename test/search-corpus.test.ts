@@ -104,17 +104,18 @@ describe('Countdown search traces', () => {
     const found = countdownSearchTrace(new Rng(1), p, { stopFirst: 0, stopLater: 0, slipShare: 0, inlineHit: true });
     assert.deepEqual(found.lines, ['3, 7 (12):', '3+7=10. 10+12=22.', '3*7=21. 21+12=33 reached.', 'Check: 3*7=21, 21+12=33. Uses 3, 7, 12, each once.']);
     assert.equal(found.answer, '3 * 7 + 12');
-    assert.equal(referenceCompletion(p, { inlineHit: true }), `\n${found.lines.join('\n')}\n</think>\n<answer>3 * 7 + 12</answer>`);
-    const first = referenceCompletion(p)!;
-    assert.match(first, /\n3\*7=21\. 21\+12=33\.\n33 reached\.\n/, "the corpus default, the shipped base's format: the claim on a line of its own");
+    assert.equal(referenceCompletion(p, { inlineHit: true, compareTarget: false }), `\n${found.lines.join('\n')}\n</think>\n<answer>3 * 7 + 12</answer>`);
+    const first = referenceCompletion(p, { inlineHit: false, compareTarget: false })!;
+    assert.match(first, /\n3\*7=21\. 21\+12=33\.\n33 reached\.\n/, 'the first format: the claim on a line of its own');
+    assert.match(referenceCompletion(p)!, /^\n3, 7 \(12\) to 33:\n3\+7=10\. 10\+12=22\.\n3\*7=21\. 21\+12=33 reached\.\nCheck: /, 'the corpus default: both');
   });
 
   test('the probes read the trace format a checkpoint learned from its records', () => {
     const root = join(import.meta.dirname, '..', 'checkpoints');
-    const first = { compareTarget: false, inlineHit: false };
-    assert.deepEqual(traceFormatOf(join(root, 'small-base')), first, 'its pretraining.json predates compareTarget and inlineHit');
-    assert.deepEqual(traceFormatOf(join(root, 'small-r1-zero')), first, 'through r1-zero.json to its base');
-    assert.deepEqual(traceFormatOf(join(root, 'nowhere')), first, 'no record: the corpus default');
+    const shipped = { compareTarget: true, inlineHit: true };
+    assert.deepEqual(traceFormatOf(join(root, 'small-base')), shipped, 'from its pretraining.json (preset pretrain-small)');
+    assert.deepEqual(traceFormatOf(join(root, 'small-r1-zero')), shipped, 'through r1-zero.json to its base');
+    assert.deepEqual(traceFormatOf(join(root, 'nowhere')), shipped, 'no record: the corpus default');
   });
 
   test('a premature claim is always caught by its check line, and the search goes on to the same answer', () => {

@@ -37,8 +37,12 @@ describe('stop probe', () => {
       const lines = referenceCompletion(p)!.split('\n');
       let k = 0;
       for (let i = 0; i < lines.length - 1; i++) {
-        const search = lines[i] !== '' && !/^\d+, \d+ \(\d+\)(?: to \d+)?:$/.test(lines[i]) && !/^(\d+ reached\.|Check: |No exact)/.test(lines[i]);
-        if (search && !/reached\.$/.test(lines[i + 1]) && !lines[i + 1].startsWith('</think>')) {
+        const search =
+          lines[i] !== '' &&
+          !/^\d+, \d+ \(\d+\)(?: to \d+)?:$/.test(lines[i]) &&
+          !/^(\d+ reached\.|Check: |No exact)/.test(lines[i]) &&
+          !/ reached\.$/.test(lines[i]); // a hit, inline
+        if (search && !/^\d+ reached\.$/.test(lines[i + 1]) && !lines[i + 1].startsWith('</think>')) {
           if (k === 0) first++;
           else later++;
           k++;

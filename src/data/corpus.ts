@@ -55,11 +55,11 @@ export const CorpusConfig = z
         /** Chance that a Countdown trace holds one slip, written and corrected on the spot. */
         slipShare: z.number().min(0).max(1).default(0.05),
         /** Restate the target in each Countdown pair header ("2, 11 (18) to 9:") and compare with it in the check line ("9 is the target."). */
-        compareTarget: z.boolean().default(false),
+        compareTarget: z.boolean().default(true),
         /** Chance that a Countdown trace makes one premature "T reached." after a missed line, caught by its check line ("31 is not 9.") (needs compareTarget). */
         claimShare: z.number().min(0).max(1).default(0),
-        /** Mark a Countdown hit right after the equation that gives the target ("40+4=44 reached.") instead of on a line of its own ("44 reached."; the default, the shipped base's format). */
-        inlineHit: z.boolean().default(false),
+        /** Mark a Countdown hit right after the equation that gives the target ("40+4=44 reached.") instead of on a line of its own ("44 reached."). */
+        inlineHit: z.boolean().default(true),
         /** Share of documents that are drill pages instead of worked problems. */
         drillShare: z.number().min(0).max(1).default(0.2),
         /** Equations per drill page. */

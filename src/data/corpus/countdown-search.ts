@@ -32,7 +32,7 @@
  * missed ("9 reached.") and its check line catches it ("Check: 2+11=13, 13+18=31. 31 is not 9."),
  * after which the search goes on: a false claim is never left standing either.
  *
- * Where the hit is marked (`inlineHit`, off by default: the shipped base's format): right after
+ * Where the hit is marked (`inlineHit`, the default with `compareTarget`): right after
  * the finishing equation that gives the target ("8*5=40. 40+4=44 reached."), so that the token
  * that claims the target follows the result it compares with the target, and cannot be mistaken
  * for the start of the next line; without it the claim is a line of its own ("44 reached."),
