@@ -7,9 +7,12 @@
  * Tolerances (max |Δ log p| over every position and every token with log p > −15):
  *   f32 with an f32 KV cache   1e-3 (measured ~1e-5 on the tiny random models, 1.0e-4 on small-base
  *                              over an 87-token trace: float32 sums in another order)
- *   f16 with llama.cpp's default f16 KV cache   0.15 (measured 0.063 on small-base): ggml rounds
- *   the activations to f16 inside f16 matrix products and keeps the cached latent in f16, so the
- *   gap is llama.cpp's arithmetic, not the file (the same file with an f32 cache: 0.006).
+ *   f16 with llama.cpp's default f16 KV cache   0.15 (measured 0.063 on the small-base of
+ *   2026-12-02): ggml rounds the activations to f16 inside f16 matrix products and keeps the cached
+ *   latent in f16, so the gap is llama.cpp's arithmetic, not the file (the same file with an f32
+ *   cache: 0.006). The shipped base is compared on a trace in its own format: on the older trace
+ *   format below, the base of 2026-12-04 showed 1.66 at the last position, in a tail token of a
+ *   distribution it never learned.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -194,11 +197,17 @@ describe('llama.cpp runs the exported model', () => {
 
   const TRACE = `${PROMPTS[0]} 3 + 7 = 10. 12 + 10 = 22, not 19. 12 + 7 = 19. That works!</think> <answer>12 + 7</answer>`;
 
-  const agrees = async (dir: string, dtype: GgufDType, kv: KvType, model: DeepSeekV3, tolerance: number, label: string): Promise<LlamaModel> => {
+  // the shipped model's own trace format (the search corpus's): what it is run on, and where its
+  // distributions are the ones it learned — off its format, f16's rounding shows in the tails
+  const SHIPPED_TRACE =
+    'User: Using the numbers [3, 7, 12], create an equation that equals 33. Think in <think> </think>, answer in <answer> </answer>.\nAssistant: <think>\n' +
+    '3, 7 (12) to 33:\n3+7=10. 10+12=22.\n3*7=21. 21+12=33 reached.\nCheck: 3*7=21, 21+12=33. 33 is the target. Uses 3, 7, 12, each once.\n</think>\n<answer>3 * 7 + 12</answer>';
+
+  const agrees = async (dir: string, dtype: GgufDType, kv: KvType, model: DeepSeekV3, tolerance: number, label: string, text = TRACE): Promise<LlamaModel> => {
     const file = join(root, `${label}-${dtype}.gguf`);
     exportGguf(dir, file, dtype);
     const m = await llama.loadModel({ modelPath: file });
-    const ids = [tok.special.bos, ...tok.encode(TRACE, { allowSpecial: true })];
+    const ids = [tok.special.bos, ...tok.encode(text, { allowSpecial: true })];
     const { gap, at } = maxGap(ourLogProbs(model, ids), await llamaLogProbs(m, ids, tok.vocabSize, kv));
     assert.ok(gap < tolerance, `${label} ${dtype} (${kv} cache): max |Δ log p| ${gap.toExponential(2)} at position ${at} of ${ids.length}, over ${tolerance}`);
     return m;
@@ -243,7 +252,7 @@ describe('llama.cpp runs the exported model', () => {
       ['f32', 'F32', 1e-3],
       ['f16', 'F16', 0.15],
     ] as const) {
-      const m = await agrees(SMALL, dtype, kv, model, tolerance, 'small-base');
+      const m = await agrees(SMALL, dtype, kv, model, tolerance, 'small-base', SHIPPED_TRACE);
       try {
         assert.deepEqual(await llamaGreedy(m, ids, 40, kv), ours, `${dtype}: llama.cpp's greedy continuation differs from tinyseek's`);
       } finally {

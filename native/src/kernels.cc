@@ -46,7 +46,10 @@ at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
       float* orow = po + r * D;
       double ss = 0;
       for (int64_t i = 0; i < D; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(D) + eps));
+      // the mean of squares as float32 holds it, as the composite form computes it: a sum past
+      // float32's range is inf there too, and the row becomes 0 (or NaN) in both forms alike
+      const float meanSq = static_cast<float>(ss / static_cast<double>(D));
+      const float inv = 1.0f / std::sqrt(meanSq + static_cast<float>(eps));
       for (int64_t i = 0; i < D; ++i) orow[i] = (xr[i] * inv) * pw[i];
     }
   });
@@ -92,7 +95,12 @@ at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
 void topIndices(const std::vector<float>& v, int64_t k, std::vector<int64_t>& out) {
   std::vector<int64_t> idx(v.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+  // NaN counts as the largest value, as torch.topk orders it
+  const auto key = [&](int64_t i) { return std::isnan(v[i]) ? std::numeric_limits<float>::infinity() : v[i]; };
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) {
+    const float x = key(a), y = key(b);
+    return x > y || (x == y && a < b);
+  });
   out.assign(idx.begin(), idx.begin() + k);
 }
 
