@@ -35,5 +35,5 @@ export {
   type Reduction,
 } from './ops/nn.ts';
 export * from './ops/foreach.ts';
-export { fusedUsable, fusedKernelsEnabled, setFusedKernels, rmsNormFused, rotaryFused, moeSelect } from './ops/fused.ts';
+export { fusedUsable, setFusedKernels, rmsNormFused, rotaryFused, moeSelect } from './ops/fused.ts';
 export { ProcessGroup, GradReducer, DistError, distEnvFrom, distBackends, type DistEnv, type InitOptions, type ReduceOp, type Backend } from './dist.ts';

@@ -194,6 +194,9 @@ function searchDocument(c: CorpusConfig, index: number, rng: Rng): CorpusDocumen
   throw new Error(`corpus: document ${index} still mentioned a held-out product after ${MAX_REDRAWS} redraws; lower heldoutFraction`);
 }
 
+/** The search corpus's default settings (read once). */
+const SEARCH_DEFAULTS = CorpusConfig.parse({}).search;
+
 /** The Countdown trace format a reference follows (a field left out: the corpus default). */
 export interface SearchTraceFormat {
   /** The pair headers restate the target and the check line compares with it. */
@@ -208,9 +211,8 @@ export interface SearchTraceFormat {
  * the arithmetic probe (eval/arith-probe.ts) teacher-forces.
  */
 export function referenceCompletion(p: Problem, o: SearchTraceFormat = {}): string | null {
-  const defaults = CorpusConfig.parse({}).search;
-  const compareTarget = o.compareTarget ?? defaults.compareTarget;
-  const inlineHit = o.inlineHit ?? defaults.inlineHit;
+  const compareTarget = o.compareTarget ?? SEARCH_DEFAULTS.compareTarget;
+  const inlineHit = o.inlineHit ?? SEARCH_DEFAULTS.inlineHit;
   const trace =
     p.task === 'countdown'
       ? countdownSearchTrace(new Rng('reference'), p, { stopFirst: 0, stopLater: 0, slipShare: 0, compareTarget, inlineHit }, true)

@@ -17,7 +17,7 @@
  *
  * It knows prompts, traces, the model's forward and the tokenizer; not training.
  */
-import { type Problem, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
+import { type Problem, type SearchTraceFormat, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { teacherForced } from './teacher-forced.ts';
@@ -72,12 +72,10 @@ function encodeWithSpans(tok: Tokenizer, p: Problem, completion: string): { ids:
 
 const zero = (): ProbeFigures => ({ equations: 0, whole: 0, digits: 0 });
 
-export interface ArithProbeOptions {
+/** The Countdown trace format the model was trained on (a field left out: the corpus default), and: */
+export interface ArithProbeOptions extends SearchTraceFormat {
   /** Sequences per forward pass (default 16). */
   batchSize?: number;
-  /** The Countdown trace format the model was trained on (a field left out: the corpus default). */
-  compareTarget?: boolean;
-  inlineHit?: boolean;
 }
 
 export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: ArithProbeOptions = {}): ArithProbe {
@@ -85,7 +83,7 @@ export function arithProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly
   for (let d = 0; d <= 9; d++) for (const id of tok.encode(String(d))) digitIds.add(id);
   const rows: { ids: number[]; spans: Span[] }[] = [];
   for (const p of problems) {
-    const c = referenceCompletion(p, { compareTarget: o.compareTarget, inlineHit: o.inlineHit });
+    const c = referenceCompletion(p, o);
     if (c === null) continue;
     const r = encodeWithSpans(tok, p, c);
     if (r.ids.length > model.config.max_position_embeddings) r.ids = r.ids.slice(0, model.config.max_position_embeddings);

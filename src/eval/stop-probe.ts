@@ -13,7 +13,7 @@
  *
  * It knows prompts, traces, the model's forward and the tokenizer; not training.
  */
-import { type Problem, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
+import { type Problem, type SearchTraceFormat, encodeProblemPrompt, encodeText, referenceCompletion } from '../data/index.ts';
 import type { DeepSeekV3 } from '../model/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { teacherForced } from './teacher-forced.ts';
@@ -63,17 +63,12 @@ function encodeWithDecisions(tok: Tokenizer, p: Problem, completion: string): { 
   return { ids, decisions };
 }
 
-export function stopProbe(
-  model: DeepSeekV3,
-  tok: Tokenizer,
-  problems: readonly Problem[],
-  o: { batchSize?: number; compareTarget?: boolean; inlineHit?: boolean } = {},
-): StopProbe {
+export function stopProbe(model: DeepSeekV3, tok: Tokenizer, problems: readonly Problem[], o: { batchSize?: number } & SearchTraceFormat = {}): StopProbe {
   const stopId = encodeText(tok, STOP_LINE)[0];
   const rows = problems
     .filter((p) => p.task === 'countdown')
     .map((p) => {
-      const c = referenceCompletion(p, { compareTarget: o.compareTarget, inlineHit: o.inlineHit });
+      const c = referenceCompletion(p, o);
       return c === null ? null : encodeWithDecisions(tok, p, c);
     })
     .filter((r): r is { ids: number[]; decisions: number[] } => r !== null)

@@ -232,7 +232,7 @@ async function pretrainStage(o: PipelineOptions, log: (s: string) => void): Prom
         `${task.padEnd(15)} greedy pass@1 ${(r.pass1 * 100).toFixed(1)}%  well-formed ${(r.wellFormedShare * 100).toFixed(0)}%  mean length ${r.meanCompletionTokens.toFixed(0)} tokens (${problems.length} problems)`,
       );
       if (task !== 'wordproblems' && cfg.corpus.kind === 'search') {
-        const a = arithProbe(model, tok, problems.slice(0, 200), { compareTarget: cfg.corpus.search.compareTarget, inlineHit: cfg.corpus.search.inlineHit });
+        const a = arithProbe(model, tok, problems.slice(0, 200), cfg.corpus.search);
         f.arith = a.overall.whole;
         f.arithByOp = wholeByOp(a);
         log(`${''.padEnd(15)} arithmetic probe: ${formatArithProbe(a)}`);

@@ -9,14 +9,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CorpusConfig } from '../data/index.ts';
+import { CorpusConfig, type SearchTraceFormat } from '../data/index.ts';
 
-export interface TraceFormat {
-  /** The pair headers restate the target and the check line compares with it. */
-  compareTarget: boolean;
-  /** The hit is marked right after its finishing equation ("40+4=44 reached."). */
-  inlineHit: boolean;
-}
+export type TraceFormat = Required<SearchTraceFormat>;
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : null);

@@ -122,7 +122,7 @@ export async function pretrain(c: PretrainConfig, o: PretrainOptions = {}): Prom
     const r: MetricRecord = { ...validate(model, data.val, bytes, c.evalBatches, c.batchSize) };
     sink.log(`step ${step}: validation loss ${(r.val_loss as number).toFixed(4)}, ${(r.val_bpb as number).toFixed(4)} bits per byte`);
     for (const [task, problems] of probeSets) {
-      const a = arithProbe(model, tok, problems, { compareTarget: c.corpus.search.compareTarget, inlineHit: c.corpus.search.inlineHit });
+      const a = arithProbe(model, tok, problems, c.corpus.search);
       r[`arith_${task}`] = a.overall.whole;
       sink.log(`  arithmetic probe (${task}): ${formatArithProbe(a)}`);
     }

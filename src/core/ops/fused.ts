@@ -21,10 +21,6 @@ export function setFusedKernels(on: boolean): void {
   enabled = on;
 }
 
-export function fusedKernelsEnabled(): boolean {
-  return enabled;
-}
-
 /** Whether the fused (graph-less) kernels may replace the composite ops on these operands. */
 export function fusedUsable(...ts: readonly Tensor[]): boolean {
   if (!enabled) return false;

@@ -175,13 +175,13 @@ const eqText = (e: { a: number; op: Op; b: number }, result: number): string => 
 
 /**
  * "3+7=10. 10+12=22, 10*12=120." with an optional slip (written wrong, then corrected) at final k;
- * with `inlineHit`, a line that hits ends "… 40+4=44 reached.".
+ * `reached` ends its last finishing equation with the claim ("… 40+4=44 reached.", the inline hit).
  */
-export function lineText(l: SearchLine, slipAt = -1, slipWrong = 0, inlineHit = false): string {
+export function lineText(l: SearchLine, slipAt = -1, slipWrong = 0, reached = false): string {
   const head = l.steps.map((s) => eqText(s, s.result)).join(', ');
   if (l.blocked) return head ? `${head}. ${l.blocked} no.` : `${l.blocked} no.`;
   const finals = l.finals.map((f, k) => (k === slipAt ? `${eqText(f, slipWrong)}. Wait, ${eqText(f, f.result)}` : eqText(f, f.result)));
-  const end = inlineHit && l.hit ? ' reached.' : '.';
+  const end = reached ? ' reached.' : '.';
   const body = finals.length ? `${finals.join(', ')}${end}` : 'nothing to try.';
   return head ? `${head}. ${body}` : body;
 }
@@ -227,15 +227,15 @@ export function countdownSearchTrace(rng: Rng, p: CountdownProblem, k: SearchKno
       }
     }
     if (l.header) lines.push(l.header);
-    lines.push(lineText(l, slipAt, wrong, inline));
+    const claims = index === claimLine && l.finals.length > 0; // a premature claim, caught below
+    lines.push(lineText(l, slipAt, wrong, inline && (l.hit !== null || claims)));
     if (l.hit) {
       if (!inline) lines.push(`${p.target} reached.`);
       lines.push(checkLine(l, p.nums, compare));
       return { lines, answer: render(l.hit.node), closed: true };
     }
-    if (index === claimLine && l.finals.length) {
-      if (inline) lines[lines.length - 1] = `${lines[lines.length - 1].slice(0, -1)} reached.`;
-      else lines.push(`${p.target} reached.`);
+    if (claims) {
+      if (!inline) lines.push(`${p.target} reached.`);
       lines.push(caughtClaimLine(l, p.target));
     }
     for (const f of l.finals) {
